@@ -1,0 +1,153 @@
+"""Settings in one place: `csflow.yml`, overridden by environment variables.
+
+Every setting has one name in the file (`database_url`) and one in the
+environment (`CSFLOW_DATABASE_URL`). The environment wins, so a deployment can
+keep the file in git and inject secrets and per-host values at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+# The repository root: dbt_project/, templates/, expectations/ live here.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+EMAIL_BACKENDS = ("file", "smtp", "sendgrid")
+
+
+class ConfigError(ValueError):
+    """A setting a user gave is wrong; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Warehouse: a SQLAlchemy URL; empty means the embedded PostgreSQL.
+    database_url: str = ""
+    timezone: str = "Asia/Tokyo"
+    landing_dir: Path = Path("landing")
+    # Where csflow keeps its own state (embedded pgdata, dbt target, ...).
+    state_dir: Path = Path(".csflow")
+    email_backend: str = "file"
+    outbox_dir: Path = Path("outbox")
+    from_email: str = "csflow@example.com"
+    data_team_email: str = "data-team@example.com"
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_asm_group_id: int | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    dbt_threads: int = 4
+    # The file the settings came from, for messages and `csflow doctor`.
+    source: str = field(default="defaults", compare=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def uses_embedded_warehouse(self) -> bool:
+        return not self.database_url
+
+
+def env_name(setting: str) -> str:
+    return f"CSFLOW_{setting.upper()}"
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Turn a YAML or environment value into the type of the default."""
+    where = f"setting {name} ({env_name(name)})"
+    if value is None or value == "":
+        return default if name != "sendgrid_asm_group_id" else None
+    if isinstance(default, bool):
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, int) or name == "sendgrid_asm_group_id":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if isinstance(default, Path):
+        return Path(str(value)).expanduser()
+    return str(value)
+
+
+def _validate(s: Settings) -> None:
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"setting timezone ({env_name('timezone')}): unknown time zone {s.timezone!r}; "
+            "use an IANA name such as Asia/Tokyo or UTC"
+        ) from None
+    if s.email_backend not in EMAIL_BACKENDS:
+        raise ConfigError(
+            f"setting email_backend ({env_name('email_backend')}): {s.email_backend!r} "
+            f"is not one of {', '.join(EMAIL_BACKENDS)}"
+        )
+    if s.database_url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(s.database_url)
+        except ArgumentError:
+            raise ConfigError(
+                f"setting database_url ({env_name('database_url')}): not a SQLAlchemy URL; "
+                "expected e.g. postgresql+psycopg2://user@host:5432/dbname"
+            ) from None
+        if url.get_backend_name() != "postgresql":
+            raise ConfigError(
+                f"setting database_url ({env_name('database_url')}): csflow needs PostgreSQL, "
+                f"got {url.get_backend_name()!r}"
+            )
+    if s.dbt_threads < 1:
+        raise ConfigError(f"setting dbt_threads ({env_name('dbt_threads')}): must be at least 1")
+
+
+def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read csflow.yml (if present) and apply CSFLOW_* environment overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    if config_file is None:
+        named = environ.get("CSFLOW_CONFIG")
+        config_file = Path(named) if named else Path("csflow.yml")
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if config_file.exists():
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_file}: not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of setting: value")
+        known = {f.name for f in fields(Settings)} - {"source"}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ConfigError(
+                f"{config_file}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}"
+            )
+        values.update(loaded)
+        source = str(config_file)
+    elif "CSFLOW_CONFIG" in environ:
+        raise ConfigError(f"setting CSFLOW_CONFIG: file {config_file} does not exist")
+
+    kwargs: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "source":
+            continue
+        raw = environ.get(env_name(f.name), values.get(f.name))
+        kwargs[f.name] = _coerce(f.name, raw, f.default)
+    settings = Settings(**kwargs, source=source)
+    _validate(settings)
+    return settings

