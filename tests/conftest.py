@@ -1,0 +1,93 @@
+"""Shared fixtures: one real embedded PostgreSQL for the session, a fresh
+database per test that needs one, and one Prefect test harness."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from csflow.config import Settings  # noqa: E402
+from csflow.warehouse import Warehouse, open_warehouse  # noqa: E402
+
+_db_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Warehouse]:
+    """The embedded PostgreSQL 18 from the wheel, private to this test session.
+
+    Its data lives outside pytest's tmp tree: pytest makes that tree 0700
+    again for each new tmp dir, and a server run as its own system user (as
+    the wheel does under root) would lose its files mid-session.
+    """
+    state = Path(tempfile.mkdtemp(prefix="csflow-test-"))
+    try:
+        with open_warehouse(Settings(state_dir=state)) as warehouse:
+            yield warehouse
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def warehouse(server: Warehouse) -> Iterator[Warehouse]:
+    """A new, empty database on the session's server."""
+    name = f"t{os.getpid()}_{next(_db_numbers)}"
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    yield Warehouse(server.url.set(database=name), embedded=True, pgdata=server.pgdata)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database "{name}" with (force)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(warehouse: Warehouse) -> Iterator[sa.Engine]:
+    eng = warehouse.engine()
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path):
+    """Settings pointing csflow at a test database, as CSFLOW_* variables would."""
+
+    def make(warehouse: Warehouse, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": warehouse.url.render_as_string(hide_password=False),
+            "state_dir": tmp_path / "state",
+            "outbox_dir": tmp_path / "outbox",
+            "landing_dir": tmp_path / "landing",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (temporary API and database) for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def write_csv(folder: Path, name: str, text: str) -> Path:
+    """Write a landing file from an indented literal (tests keep data inline)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    lines = [line.strip() for line in text.strip().splitlines()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
