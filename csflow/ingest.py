@@ -342,13 +342,13 @@ def _arrow_message(exc: Exception) -> str:
 
 @dataclass
 class _Prepared:
-    rows: pa.Table  # typed rows ready for COPY, in raw table column order
+    rows: pa.Table  # checked rows ready for COPY: contract columns, then _line
     rejects: pa.Table  # line, column_name, value, reason
     rejected_rows: int
-    unknown_account: int
+    unknown_lines: np.ndarray  # lines of rows whose account is not in raw.accounts
 
 
-def _prepare(entity: Entity, batch: _Batch, load_id: int, known_accounts: pa.Array | None) -> _Prepared:
+def _prepare(entity: Entity, batch: _Batch, known_accounts: pa.Array | None) -> _Prepared:
     n = batch.table.num_rows
     invalid = np.zeros(n, dtype=bool)
     typed: dict[str, pa.Array] = {}
@@ -377,15 +377,12 @@ def _prepare(entity: Entity, batch: _Batch, load_id: int, known_accounts: pa.Arr
             )
     keep = pa.array(~invalid)
     out = {name: arr.filter(keep) for name, arr in typed.items()}
-    good = int((~invalid).sum())
-    out[LOAD_ID] = pa.array(np.full(good, load_id, dtype=np.int64))
     out[LINE] = lines.filter(keep)
-    unknown = 0
-    if entity.has_account:
-        known = pc.is_in(out["account_id"], value_set=known_accounts) if known_accounts is not None else None
-        flag = pc.invert(known) if known is not None else pa.array(np.zeros(good, dtype=bool))
-        out[UNKNOWN_ACCOUNT] = flag
-        unknown = int(pc.sum(flag).as_py() or 0)
+    unknown = np.array([], dtype=np.int64)
+    if entity.has_account and known_accounts is not None:
+        flag = pc.invert(pc.is_in(out["account_id"], value_set=known_accounts))
+        if pc.any(flag).as_py():
+            unknown = out[LINE].filter(flag).to_numpy()
     rejects = pa.concat_tables(reject_parts) if reject_parts else _empty_rejects()
     return _Prepared(pa.table(out), rejects, int(invalid.sum()), unknown)
 
@@ -442,7 +439,7 @@ class _Tally:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
-    unknown_account: int = 0
+    unknown_lines: list[np.ndarray] = field(default_factory=list)
     rejects: list[pa.Table] = field(default_factory=list)
     keys: list[pa.Table] = field(default_factory=list)
 
@@ -450,7 +447,6 @@ class _Tally:
 def _produce(
     batches: Iterator[_Batch],
     entity: Entity,
-    load_id: int,
     known_accounts: pa.Array | None,
     out: queue.Queue,
     tally: _Tally,
@@ -468,11 +464,11 @@ def _produce(
         for batch in batches:
             if stop.is_set():
                 return
-            prepared = _prepare(entity, batch, load_id, known_accounts)
+            prepared = _prepare(entity, batch, known_accounts)
             tally.rows_read += batch.table.num_rows
             tally.rows_loaded += prepared.rows.num_rows
             tally.rows_rejected += prepared.rejected_rows
-            tally.unknown_account += prepared.unknown_account
+            tally.unknown_lines.append(prepared.unknown_lines)
             if prepared.rejects.num_rows:
                 tally.rejects.append(prepared.rejects)
             tally.keys.append(prepared.rows.select([*entity.key, LINE]))
@@ -484,24 +480,26 @@ def _produce(
 
 
 def _copy_columns(entity: Entity) -> str:
-    cols = [f'"{c}"' for c in entity.column_names] + [LOAD_ID, LINE]
-    if entity.has_account:
-        cols.append(UNKNOWN_ACCOUNT)
-    return ", ".join(cols)
+    """Bookkeeping columns cost as much to COPY as data: only _line is sent;
+    _load_id comes from a per-load column default and _unknown_account is set
+    afterwards for the few rows that need it."""
+    return ", ".join([f'"{c}"' for c in entity.column_names] + [LINE])
 
 
-def _copy_stream(cursor: object, entity: Entity, batches: Iterator[_Batch], load_id: int, known: pa.Array | None) -> _Tally:
+def _copy_stream(
+    cursor: object, entity: Entity, batches: Iterator[_Batch], known: pa.Array | None, freeze: bool
+) -> _Tally:
     chunks: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     tally = _Tally()
     producer = threading.Thread(
-        target=_produce, args=(batches, entity, load_id, known, chunks, tally, stop), daemon=True, name=f"prepare-{entity.name}"
+        target=_produce, args=(batches, entity, known, chunks, tally, stop), daemon=True, name=f"prepare-{entity.name}"
     )
     producer.start()
     reader = _QueueReader(chunks)
     try:
         cursor.copy_expert(  # type: ignore[attr-defined]
-            f"copy raw.{entity.name} ({_copy_columns(entity)}) from stdin with (format csv)",
+            f"copy raw.{entity.name} ({_copy_columns(entity)}) from stdin with (format csv{', freeze' if freeze else ''})",
             reader,
             size=1 << 20,
         )
@@ -522,9 +520,10 @@ def _copy_stream(cursor: object, entity: Entity, batches: Iterator[_Batch], load
 def _duplicate_losers(entity: Entity, keys: list[pa.Table]) -> tuple[np.ndarray, np.ndarray]:
     """Lines whose key appears again later in the same file (the later line wins).
 
-    Sort by key then line, and compare each row with the next: Arrow sorts
-    millions of strings several times faster than it hashes them. Returns
-    (losing lines, the winning line for each).
+    Sorting beats hashing for millions of strings in Arrow. Sort on the most
+    selective key column alone; only rows that tie on it can be duplicates,
+    and only those get the full key comparison. Returns (losing lines, the
+    winning line for each).
     """
     none = np.array([], dtype=np.int64)
     if not keys:
@@ -532,15 +531,22 @@ def _duplicate_losers(entity: Entity, keys: list[pa.Table]) -> tuple[np.ndarray,
     table = pa.concat_tables(keys)
     if table.num_rows < 2:
         return none, none
-    # Most selective columns first keeps ties (and the sort) cheap; a key
-    # column that is empty throughout cannot tell rows apart, so skip it.
+    # A key column that is empty throughout cannot tell rows apart.
     key = [n for n in entity.key if table[n].null_count < table.num_rows]
     key.sort(key=lambda n: (not n.endswith("_id"), n == "account_id"))
     # Missing optional key values compare equal to each other.
     table = pa.table({n: pc.fill_null(table[n], "") if table[n].null_count else table[n] for n in (*key, LINE)})
-    order = pc.sort_indices(table, sort_keys=[(n, "ascending") for n in (*key, LINE)])
-    ordered = table.take(order)
-    same = np.ones(table.num_rows - 1, dtype=bool)
+
+    first = table[key[0]].combine_chunks()
+    ordered_first = first.take(pc.sort_indices(first))
+    ties = pc.equal(ordered_first.slice(0, len(first) - 1), ordered_first.slice(1))
+    if not pc.any(ties).as_py():
+        return none, none
+    tied_values = pc.unique(ordered_first.slice(1).filter(ties))
+    table = table.filter(pc.is_in(first, value_set=tied_values))
+
+    ordered = table.take(pc.sort_indices(table, sort_keys=[(n, "ascending") for n in (*key, LINE)]))
+    same = np.ones(ordered.num_rows - 1, dtype=bool)
     for name in key:
         col = ordered[name].combine_chunks()
         same &= pc.equal(col.slice(0, len(col) - 1), col.slice(1)).to_numpy(zero_copy_only=False)
@@ -548,7 +554,7 @@ def _duplicate_losers(entity: Entity, keys: list[pa.Table]) -> tuple[np.ndarray,
         return none, none
     lines = ordered[LINE].to_numpy()
     loser_pos = np.flatnonzero(same)
-    # The winner of a run of equal keys is its last row: the next row whose key differs from its successor.
+    # The winner of a run of equal keys is its last row.
     run_ends = np.flatnonzero(np.append(~same, True))
     winner_pos = run_ends[np.searchsorted(run_ends, loser_pos)]
     return lines[loser_pos], lines[winner_pos]
@@ -687,7 +693,23 @@ def _load_rows(
         conn.execute(sa.text("set local timezone = 'UTC'"))
         cursor = conn.connection.driver_connection.cursor()
         had_rows = conn.execute(sa.text(f"select exists (select 1 from raw.{entity.name})")).scalar_one()
-        tally = _copy_stream(cursor, entity, batches, load_id, known)
+        if not had_rows:
+            # Truncating the (empty) table in this transaction lets COPY write
+            # frozen rows and, with wal_level=minimal, skip the WAL.
+            conn.execute(sa.text(f"truncate raw.{entity.name}"))
+        # A constant default costs nothing per row; load_id is our own integer.
+        conn.execute(sa.text(f"alter table raw.{entity.name} alter column {LOAD_ID} set default {int(load_id)}"))
+        tally = _copy_stream(cursor, entity, batches, known, freeze=not had_rows)
+        conn.execute(sa.text(f"alter table raw.{entity.name} alter column {LOAD_ID} drop default"))
+        unknown = np.concatenate(tally.unknown_lines) if tally.unknown_lines else np.array([], dtype=np.int64)
+        if entity.has_account and len(unknown):
+            conn.execute(
+                sa.text(
+                    f"update raw.{entity.name} set {UNKNOWN_ACCOUNT} = true "
+                    f"where {LOAD_ID} = :id and {LINE} = any(:lines)"
+                ),
+                {"id": load_id, "lines": unknown.tolist()},
+            )
         losers, winners = _duplicate_losers(entity, tally.keys)
         if len(losers):
             conn.execute(
@@ -731,7 +753,7 @@ def _load_rows(
         result.rows_read = tally.rows_read + len(structural)
         result.rows_loaded = tally.rows_loaded - len(losers)
         result.rows_rejected = tally.rows_rejected + len(structural)
-        result.rows_unknown_account = tally.unknown_account
+        result.rows_unknown_account = len(np.setdiff1d(unknown, losers))
         conn.execute(
             sa.text(
                 """update raw.loads set status = 'loaded', finished_at = now(), rows_read = :read,

