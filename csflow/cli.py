@@ -1,0 +1,301 @@
+"""The `csflow` command: a thin layer over the plain functions of this package."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from csflow.config import ConfigError, Settings, load_settings
+
+# Quiet by default: no telemetry from dbt or Prefect's server.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(
+    help=(
+        "csflow: the nightly backbone of a Customer Success team.\n\n"
+        "Loads landing files into PostgreSQL, builds dbt marts, and (as the project grows) "
+        "validates them and acts through playbooks and email. Start with `csflow demo`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Errors a user can cause become one red line and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from csflow.dbt import DbtFailed
+        from csflow.ingest import FileUnusable
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, FileUnusable, FileNotFoundError, ValueError, DbtFailed) as exc:
+            err.print(f"[bold red]csflow:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@contextmanager
+def _progress(unit_bytes: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress bar per entity, fed by (entity, done, total) callbacks."""
+    columns: list[Any] = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%")]
+    if unit_bytes:
+        columns.append(DownloadColumn())
+    columns.append(TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(entity: str, done: int, total: int) -> None:
+            if entity not in tasks:
+                tasks[entity] = bar.add_task(entity, total=max(total, 1))
+            bar.update(tasks[entity], completed=done, total=max(total, 1))
+
+        yield update
+
+
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Logical date of the run, YYYY-MM-DD (default: today in CSFLOW_TIMEZONE)."),
+]
+
+
+@app.command()
+@user_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the landing files into.")] = Path("landing"),
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="How many customer accounts.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same files.")] = 42,
+    as_of: AsOf = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+) -> None:
+    """Write a realistic synthetic landing folder (every file of the data contract).
+
+    Example: `csflow generate --accounts 1000 --seed 7 --as-of 2026-03-31 --out landing/`
+    """
+    from csflow.generate import generate as run_generate
+    from csflow.run_context import parse_as_of
+
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"--format: {fmt!r} is not csv or parquet")
+    day = parse_as_of(as_of, _settings())
+    out.mkdir(parents=True, exist_ok=True)
+    with _progress() as update:
+        totals: dict[str, int] = {}
+
+        def progress(entity: str, rows: int) -> None:
+            totals[entity] = rows
+            update(entity, rows, rows)
+
+        counts = run_generate(out, accounts=accounts, seed=seed, as_of=day, fmt=fmt, progress=progress)
+    table = Table("file", "rows", title=f"Landing files in {out} (as_of {day})")
+    for entity, rows in counts.items():
+        table.add_row(f"{entity}.{fmt}", f"{rows:,}")
+    console.print(table)
+
+
+def _ingest_table(report: Any) -> Table:
+    table = Table("file", "loaded", "rejected", "unknown account", "replaced", "note", title="Ingest")
+    for f in report.files:
+        table.add_row(
+            f.file,
+            f"{f.rows_loaded:,}",
+            f"{f.rows_rejected:,}",
+            f"{f.rows_unknown_account:,}",
+            f"{f.rows_replaced:,}",
+            f.message if f.status == "rejected" else "",
+            style="red" if f.status == "rejected" else None,
+        )
+    return table
+
+
+@app.command()
+@user_errors
+def ingest(
+    landing: Annotated[Path, typer.Argument(help="Landing folder with <entity>.csv or <entity>.parquet files.")],
+) -> None:
+    """Load a landing folder into schema `raw`; bad rows go to raw.load_rejects.
+
+    Prints loaded/rejected counts per file, and exits non-zero only when a whole
+    file is unusable. Example: `csflow ingest landing/`
+    """
+    from csflow.ingest import ingest_folder
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    with open_warehouse(settings) as warehouse:
+        engine = warehouse.engine()
+        with _progress(unit_bytes=True) as update:
+            report = ingest_folder(engine, landing, update)
+        engine.dispose()
+    console.print(_ingest_table(report))
+    if report.absent:
+        console.print(f"absent (treated as unknown, not zero): {', '.join(report.absent)}")
+    if report.ignored:
+        console.print(f"ignored, not part of the data contract: {', '.join(report.ignored)}")
+    console.print("Rejected rows: [bold]select * from raw.current_load_rejects[/]")
+    for f in report.unusable:
+        err.print(f"[bold red]csflow:[/] {f.message}", highlight=False, soft_wrap=True)
+    if report.unusable:
+        raise typer.Exit(1)
+
+
+def _run(as_of: str | None, landing: Path | None) -> dict[str, Any]:
+    from flows.run_pipeline import run_pipeline
+
+    as_of_date = date.fromisoformat(as_of) if as_of else None
+    return run_pipeline(as_of=as_of_date, landing_dir=str(landing) if landing else None)
+
+
+def _print_run(summary: dict[str, Any]) -> None:
+    table = Table("file", "loaded", "rejected", "unknown account", "note", title=f"Run for {summary['as_of']}")
+    for f in summary["files"]:
+        table.add_row(
+            f["file"],
+            f"{f['rows_loaded']:,}",
+            f"{f['rows_rejected']:,}",
+            f"{f['rows_unknown_account']:,}",
+            f["message"],
+            style="red" if f["status"] == "rejected" else None,
+        )
+    console.print(table)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary["dbt"]["counts"].items()))
+    console.print(f"dbt build: {counts}")
+
+
+@app.command()
+@user_errors
+def run(
+    as_of: AsOf = None,
+    landing: Annotated[
+        Path | None, typer.Option("--landing", help="Landing folder (default: landing_dir / CSFLOW_LANDING_DIR).")
+    ] = None,
+) -> None:
+    """Run the pipeline once for a logical date, as the nightly schedule does.
+
+    Example: `csflow run --as-of 2026-03-31 --landing landing/`
+    """
+    summary = _run(as_of, landing)
+    _print_run(summary)
+    if any(f["status"] == "rejected" for f in summary["files"]):
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def demo(
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="Size of the demo data set.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the demo data.")] = 42,
+    as_of: AsOf = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the demo landing files.")] = Path(
+        "demo_data/landing"
+    ),
+) -> None:
+    """Generate a demo data set, run the whole pipeline on it, and show where to look."""
+    from csflow.dbt import relation_counts
+    from csflow.generate import generate as run_generate
+    from csflow.run_context import parse_as_of
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    day = parse_as_of(as_of, settings)
+    console.rule("[bold]csflow demo")
+    console.print(f"1/2 Generating {accounts} accounts of demo data into {out} (as_of {day})")
+    out.mkdir(parents=True, exist_ok=True)
+    with _progress() as update:
+        run_generate(out, accounts=accounts, seed=seed, as_of=day, progress=lambda e, n: update(e, n, n))
+    console.print("2/2 Running the pipeline (ingest -> dbt build) through Prefect")
+    summary = _run(day.isoformat(), out)
+    _print_run(summary)
+    with open_warehouse(settings) as warehouse:
+        engine = warehouse.engine()
+        counts = relation_counts(engine, ("raw", "staging", "intermediate", "marts", "ops"))
+        engine.dispose()
+        where = warehouse.display
+    table = Table("relation", "rows", title="What was built")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.rule("[bold green]Done")
+    console.print(
+        f"Warehouse: {where}\n"
+        f"Landing files: {out}\n"
+        "Rejected rows: select * from raw.current_load_rejects\n"
+        "Next: `csflow doctor`, `csflow run --as-of 2026-03-31 --landing demo_data/landing`, `csflow --help`"
+    )
+
+
+@app.command()
+@user_errors
+def doctor() -> None:
+    """Check the set-up: warehouse, schemas, email backend, dbt and Prefect."""
+    import sqlalchemy as sa
+
+    from csflow.dbt import DBT_PROJECT_DIR
+    from csflow.warehouse import open_warehouse, server_version
+
+    settings = _settings()
+    table = Table("check", "result", title="csflow doctor", show_lines=False)
+    table.add_row("settings", settings.source)
+    problems = 0
+    try:
+        with open_warehouse(settings) as warehouse:
+            engine = warehouse.engine()
+            version = server_version(engine)
+            with engine.connect() as conn:
+                schemas = conn.execute(
+                    sa.text(
+                        "select nspname from pg_namespace where nspname not like 'pg\\_%' "
+                        "and nspname <> 'information_schema' order by 1"
+                    )
+                ).scalars().all()
+            engine.dispose()
+            source = "" if warehouse.embedded else " (from CSFLOW_DATABASE_URL / database_url)"
+            table.add_row("warehouse", warehouse.display + source)
+            table.add_row("server", f"PostgreSQL {version // 10000}.{version % 10000}")
+            table.add_row("schemas", ", ".join(schemas))
+    except ConfigError as exc:
+        problems += 1
+        table.add_row("warehouse", f"[red]{exc}[/]")
+    table.add_row("email backend", f"{settings.email_backend} (outbox {settings.outbox_dir})")
+    table.add_row("time zone", settings.timezone)
+    dbt_ok = (DBT_PROJECT_DIR / "dbt_project.yml").exists() and (DBT_PROJECT_DIR / "profiles.yml").exists()
+    problems += not dbt_ok
+    table.add_row("dbt", f"project {DBT_PROJECT_DIR}" if dbt_ok else f"[red]no dbt project at {DBT_PROJECT_DIR}[/]")
+    api = os.environ.get("PREFECT_API_URL")
+    table.add_row("Prefect", f"API {api}" if api else "no PREFECT_API_URL: flows run with a temporary local server")
+    table.add_row("landing folder", f"{settings.landing_dir} ({'found' if settings.landing_dir.is_dir() else 'missing'})")
+    console.print(table)
+    if problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

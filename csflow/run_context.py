@@ -1,0 +1,49 @@
+"""The logical date of a run, written where dbt models can read it.
+
+Models read `as_of` from the one-row table ops.run_context instead of a
+`--vars` value: a var that changes every run would force dbt to re-parse
+the whole project each time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from csflow.config import Settings
+
+
+def today(settings: Settings) -> date:
+    """Today in the configured time zone: the default as_of."""
+    return datetime.now(settings.tz).date()
+
+
+def parse_as_of(value: str | date | None, settings: Settings) -> date:
+    if value is None or value == "":
+        return today(settings)
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"as_of: {value!r} is not a date like 2026-03-31") from None
+
+
+def write_run_context(engine: sa.Engine, as_of: date, run_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("create schema if not exists ops"))
+        conn.execute(
+            sa.text(
+                """create table if not exists ops.run_context (
+                     as_of_date date not null,
+                     run_id text not null,
+                     written_at timestamptz not null default now()
+                   )"""
+            )
+        )
+        conn.execute(sa.text("delete from ops.run_context"))
+        conn.execute(
+            sa.text("insert into ops.run_context (as_of_date, run_id) values (:as_of, :run_id)"),
+            {"as_of": as_of, "run_id": run_id},
+        )

@@ -1,0 +1,82 @@
+"""The csflow command: help, exit codes, one-line errors (no tracebacks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from csflow.cli import app
+from tests.conftest import write_csv
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "run", "ingest", "generate", "doctor"):
+        assert command in result.output
+
+
+@pytest.fixture
+def cli_env(warehouse, settings_for, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    settings = settings_for(warehouse)
+    monkeypatch.setenv("CSFLOW_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CSFLOW_STATE_DIR", str(settings.state_dir))
+    monkeypatch.chdir(tmp_path)
+    return settings
+
+
+def test_ingest_exits_non_zero_only_for_unusable_files(cli_env, tmp_path: Path) -> None:
+    land = tmp_path / "landing"
+    write_csv(land, "accounts.csv", "account_id,account_name,owner_email,created_date\nA1,One,a@x.com,2024-13-01")
+    result = runner.invoke(app, ["ingest", str(land)])
+    assert result.exit_code == 0, result.output
+    assert "accounts.csv" in result.output
+
+    write_csv(land, "contacts.csv", "who,what\n1,2")
+    result = runner.invoke(app, ["ingest", str(land)])
+    assert result.exit_code == 1
+    assert "header lacks required column(s) contact_id" in result.output
+
+
+def test_generate_writes_the_landing_files(tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    result = runner.invoke(app, ["generate", "--accounts", "20", "--seed", "1", "--as-of", "2026-03-31", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "accounts.csv").exists() and (out / "usage_events.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["ingest", "/no/such/folder"], {}, "landing folder /no/such/folder does not exist"),
+        (["doctor"], {"CSFLOW_TIMEZONE": "Nowhere/Land"}, "setting timezone (CSFLOW_TIMEZONE)"),
+        (
+            ["doctor"],
+            {"CSFLOW_DATABASE_URL": "postgresql+psycopg2://nobody@127.0.0.1:1/none"},
+            "setting database_url (CSFLOW_DATABASE_URL): cannot connect",
+        ),
+        (["generate", "--as-of", "31/03/2026", "--out", "x"], {}, "as_of: '31/03/2026' is not a date"),
+    ],
+)
+def test_user_errors_are_one_line(
+    args: list[str], env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_doctor_reports_the_warehouse(cli_env) -> None:
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "PostgreSQL 18" in text
+    assert "email backend" in text and "file" in text
