@@ -30,13 +30,15 @@ def parse_as_of(value: str | date | None, settings: Settings) -> date:
         raise ValueError(f"as_of: {value!r} is not a date like 2026-03-31") from None
 
 
-def write_run_context(engine: sa.Engine, as_of: date, run_id: str) -> None:
+def write_run_context(engine: sa.Engine, as_of: date, run_id: str, timezone: str) -> None:
+    """One row: the run's as_of and the time zone in which days are counted."""
     with engine.begin() as conn:
         conn.execute(sa.text("create schema if not exists ops"))
         conn.execute(
             sa.text(
                 """create table if not exists ops.run_context (
                      as_of_date date not null,
+                     timezone text not null,
                      run_id text not null,
                      written_at timestamptz not null default now()
                    )"""
@@ -44,6 +46,6 @@ def write_run_context(engine: sa.Engine, as_of: date, run_id: str) -> None:
         )
         conn.execute(sa.text("delete from ops.run_context"))
         conn.execute(
-            sa.text("insert into ops.run_context (as_of_date, run_id) values (:as_of, :run_id)"),
-            {"as_of": as_of, "run_id": run_id},
+            sa.text("insert into ops.run_context (as_of_date, timezone, run_id) values (:as_of, :tz, :run_id)"),
+            {"as_of": as_of, "tz": timezone, "run_id": run_id},
         )

@@ -47,10 +47,10 @@ def ingest_task(warehouse: Warehouse, landing_dir: Path) -> IngestReport:
 
 
 @task(name="run context", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def run_context_task(warehouse: Warehouse, as_of: date, run_id: str) -> None:
+def run_context_task(warehouse: Warehouse, as_of: date, run_id: str, timezone: str) -> None:
     engine = warehouse.engine()
     try:
-        write_run_context(engine, as_of, run_id)
+        write_run_context(engine, as_of, run_id, timezone)
     finally:
         engine.dispose()
 
@@ -65,7 +65,7 @@ def run_pipeline(as_of: date | None = None, landing_dir: str | None = None) -> d
     logger.info("run_pipeline as_of=%s landing=%s", as_of_date, landing)
     with open_warehouse(settings) as warehouse:
         report = ingest_task(warehouse, landing)
-        run_context_task(warehouse, as_of_date, str(flow_run.get_id() or "local"))
+        run_context_task(warehouse, as_of_date, str(flow_run.get_id() or "local"), settings.timezone)
         # One dbt build; PrefectDbtRunner makes each node a task of this flow.
         dbt_result: DbtResult = run_dbt(warehouse, settings, ["build"])
     logger.info("dbt build: %s", dbt_result.summary())

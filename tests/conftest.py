@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -58,14 +59,20 @@ def engine(warehouse: Warehouse) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
+@pytest.fixture(scope="session")
+def shared_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state dir for the session, so dbt's partial parsing carries across tests."""
+    return tmp_path_factory.mktemp("csflow-state")
+
+
 @pytest.fixture
-def settings_for(tmp_path: Path):
+def settings_for(tmp_path: Path, shared_state: Path):
     """Settings pointing csflow at a test database, as CSFLOW_* variables would."""
 
     def make(warehouse: Warehouse, **overrides: object) -> Settings:
         values: dict[str, object] = {
             "database_url": warehouse.url.render_as_string(hide_password=False),
-            "state_dir": tmp_path / "state",
+            "state_dir": shared_state,
             "outbox_dir": tmp_path / "outbox",
             "landing_dir": tmp_path / "landing",
         }
@@ -82,6 +89,36 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def dbt_build(warehouse: Warehouse, settings_for):
+    """Load a landing folder, set the run's as_of and `dbt build` a selection.
+
+    Model tests use hand-made landing files, so what they check is the whole
+    path a customer's data takes: ingest, staging, intermediate, marts.
+    """
+    from csflow.dbt import run_dbt
+    from csflow.ingest import ingest_folder
+    from csflow.run_context import write_run_context
+
+    settings = settings_for(warehouse)
+
+    def build(landing: Path | None, as_of: date, select: str = "+marts", timezone: str = "Asia/Tokyo"):
+        engine = warehouse.engine()
+        try:
+            if landing is not None:
+                ingest_folder(engine, landing)
+            else:
+                from csflow.ingest import ensure_raw_schema
+
+                ensure_raw_schema(engine)
+            write_run_context(engine, as_of, "test", timezone)
+        finally:
+            engine.dispose()
+        return run_dbt(warehouse, settings, ["build", "--select", select], use_prefect=False)
+
+    return build
 
 
 def write_csv(folder: Path, name: str, text: str) -> Path:
