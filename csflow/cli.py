@@ -250,6 +250,94 @@ def demo(
 
 @app.command()
 @user_errors
+def send(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be sent; send and claim nothing.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Send at most this many messages.")] = None,
+) -> None:
+    """Drain the outbox through the configured email backend (file, smtp or sendgrid).
+
+    Safe to repeat: a message is sent once. Messages whose fate is unknown after a
+    crash are reported, not resent; see `csflow outbox --status unknown`.
+    Example: `CSFLOW_EMAIL_BACKEND=sendgrid csflow send`
+    """
+    from csflow.mailers import make_mailer
+    from csflow.outbox import deliver, outbox_counts, pending_messages
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    with open_warehouse(settings) as warehouse:
+        engine = warehouse.engine()
+        if dry_run:
+            table = Table("id", "to", "subject", "kind", title="Would send (dry run)")
+            for m in pending_messages(engine, limit or 50):
+                table.add_row(str(m.message_id), m.to_email, m.subject, m.kind)
+            console.print(table)
+            console.print(f"pending in total: {outbox_counts(engine)['pending']}")
+            engine.dispose()
+            return
+        mailer = make_mailer(settings)
+        total = outbox_counts(engine)["pending"]
+        with _progress() as update:
+            report = deliver(engine, mailer, limit=limit, progress=lambda n: update("sending", n, total))
+        engine.dispose()
+    console.print(f"{settings.email_backend}: {report.line()}")
+    if settings.email_backend == "file":
+        console.print(f"open {settings.outbox_dir / 'index.html'}")
+    if report.failed or report.unknown or report.unknown_now:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def outbox(
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only messages in this status (pending, sent, failed, unknown...).")
+    ] = None,
+    resolve: Annotated[
+        tuple[int, str] | None,
+        typer.Option(
+            "--resolve",
+            help="After checking the provider, settle an unknown message: `--resolve ID sent` or `--resolve ID pending`.",
+        ),
+    ] = None,
+) -> None:
+    """Show the outbox: counts per status and the latest messages.
+
+    Example: `csflow outbox --status unknown`, then `csflow outbox --resolve 42 sent`.
+    """
+    import sqlalchemy as sa
+
+    from csflow.outbox import STATUSES, ensure_outbox_schema, outbox_counts, resolve_unknown
+    from csflow.warehouse import open_warehouse
+
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    with open_warehouse(_settings()) as warehouse:
+        engine = warehouse.engine()
+        ensure_outbox_schema(engine)
+        if resolve:
+            resolve_unknown(engine, resolve[0], resolve[1])
+            console.print(f"message {resolve[0]} marked {resolve[1]}")
+        counts = outbox_counts(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "select message_id, status, to_email, subject, attempts, coalesce(last_error, provider_message_id, '') "
+                    "from ops.outbox where (cast(:status as text) is null or status = :status) "
+                    "order by message_id desc limit 30"
+                ),
+                {"status": status},
+            ).all()
+        engine.dispose()
+    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    table = Table("id", "status", "to", "subject", "attempts", "detail")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+@user_errors
 def doctor() -> None:
     """Check the set-up: warehouse, schemas, email backend, dbt and Prefect."""
     import sqlalchemy as sa

@@ -36,9 +36,14 @@ class Settings:
     email_backend: str = "file"
     outbox_dir: Path = Path("outbox")
     from_email: str = "csflow@example.com"
+    from_name: str = "csflow"
     data_team_email: str = "data-team@example.com"
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_asm_group_id: int | None = None
+    # Name of the Prefect Secret block holding the key when SENDGRID_API_KEY is unset.
+    sendgrid_secret_block: str = "sendgrid-api-key"
+    # Client-side timeout of one SMTP or SendGrid call.
+    email_timeout_seconds: int = 15
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_starttls: bool = False
