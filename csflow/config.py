@@ -50,6 +50,11 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     dbt_threads: int = 4
+    playbooks_file: Path = Path("playbooks.yml")
+    # Customer email carries <unsubscribe_base_url>?c=<contact>&t=<token>; the
+    # token is derived from unsubscribe_secret so links cannot be forged.
+    unsubscribe_base_url: str = "https://example.com/unsubscribe"
+    unsubscribe_secret: str = field(default="change-me", repr=False)
     # The file the settings came from, for messages and `csflow doctor`.
     source: str = field(default="defaults", compare=False)
 

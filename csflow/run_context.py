@@ -44,6 +44,8 @@ def write_run_context(engine: sa.Engine, as_of: date, run_id: str, timezone: str
                    )"""
             )
         )
+        # Warehouses created before the time zone was recorded get the column now.
+        conn.execute(sa.text("alter table ops.run_context add column if not exists timezone text"))
         conn.execute(sa.text("delete from ops.run_context"))
         conn.execute(
             sa.text("insert into ops.run_context (as_of_date, timezone, run_id) values (:as_of, :tz, :run_id)"),

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -39,17 +40,25 @@ def server() -> Iterator[Warehouse]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.fixture
-def warehouse(server: Warehouse) -> Iterator[Warehouse]:
-    """A new, empty database on the session's server."""
+@contextmanager
+def new_database(server: Warehouse) -> Iterator[Warehouse]:
+    """A new, empty database on the session's server, dropped afterwards."""
     name = f"t{os.getpid()}_{next(_db_numbers)}"
     admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{name}"'))
-    yield Warehouse(server.url.set(database=name), embedded=True, pgdata=server.pgdata)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database "{name}" with (force)'))
-    admin.dispose()
+    try:
+        yield Warehouse(server.url.set(database=name), embedded=True, pgdata=server.pgdata)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database "{name}" with (force)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def warehouse(server: Warehouse) -> Iterator[Warehouse]:
+    with new_database(server) as db:
+        yield db
 
 
 @pytest.fixture

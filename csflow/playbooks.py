@@ -1,0 +1,396 @@
+"""Playbooks: turn audience models into firings, tasks and queued email.
+
+Who qualifies is decided in SQL (the dbt audience models); this module only
+decides what to do for each qualifying row, following playbooks.yml, and
+records it. Per play, one transaction:
+
+1. read the audience (`marts.<audience>`), drop accounts in cooldown,
+2. pick the first matching rule and resolve its recipients,
+3. insert the firings into ops.playbook_actions with ON CONFLICT DO NOTHING:
+   (playbook, occasion_key) is unique, so only new occasions come back,
+4. for those, create ops.tasks and queue rendered messages in ops.outbox.
+
+A closed validation gate stops customer-facing rules; they fire on a later
+run once the data can be trusted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+from csflow.config import ConfigError, Settings
+from csflow.outbox import Message, ensure_outbox_schema, queue_messages
+from csflow.render import Renderer
+
+CHANNELS = ("csm_alert", "customer_email", "task_only")
+RECIPIENTS = ("owner_csm", "decision_makers", "trained_contact", "data_team")
+
+SCHEMA_SQL = """
+create schema if not exists ops;
+create table if not exists ops.playbook_actions (
+  action_id bigserial primary key,
+  playbook text not null,
+  account_id text not null,
+  occasion_key text not null,
+  as_of_date date not null,
+  fired_at timestamptz not null default now(),
+  channel text not null,
+  recipient text,
+  status text not null default 'pending' check (status in ('pending', 'sent', 'failed', 'skipped')),
+  detail text,
+  outcome text,
+  outcome_note text,
+  outcome_at timestamptz,
+  unique (playbook, occasion_key)
+);
+create index if not exists playbook_actions_account on ops.playbook_actions (playbook, account_id, as_of_date);
+create table if not exists ops.tasks (
+  task_id bigserial primary key,
+  action_id bigint not null references ops.playbook_actions (action_id),
+  owner_email text not null,
+  account_id text not null,
+  title text not null,
+  due_date date not null,
+  status text not null default 'open' check (status in ('open', 'done', 'cancelled')),
+  created_at timestamptz not null default now()
+);
+"""
+
+
+def ensure_playbook_schema(engine: sa.Engine) -> None:
+    ensure_outbox_schema(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(SCHEMA_SQL)
+
+
+# --------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class Rule:
+    channel: str
+    recipients: tuple[str, ...]
+    template: str | None
+    when: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    task_title: str | None = None
+    task_due_days: int = 7
+
+    @property
+    def customer_facing(self) -> bool:
+        return self.channel == "customer_email"
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        return all(str(row.get(column)) in allowed for column, allowed in self.when.items())
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    audience: str
+    rules: tuple[Rule, ...]
+    cooldown_days: int = 0
+
+
+@dataclass(frozen=True)
+class PlaybookConfig:
+    playbooks: tuple[Playbook, ...]
+    default_locale: str = "en"
+    locale_by_region: dict[str, str] = field(default_factory=dict)
+
+
+def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConfig:
+    """Read playbooks.yml; every mistake names the file, the play and the key."""
+    if not path.exists():
+        raise ConfigError(f"{path}: playbooks file not found (setting playbooks_file)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    defaults = data.get("defaults") or {}
+    plays = []
+    for i, raw in enumerate(data.get("playbooks") or []):
+        where = f"{path}: playbook #{i + 1} ({raw.get('name', '?')})"
+        for key in ("name", "audience", "rules"):
+            if not raw.get(key):
+                raise ConfigError(f"{where}: '{key}' is required")
+        rules = []
+        for j, r in enumerate(raw["rules"]):
+            rwhere = f"{where}, rule #{j + 1}"
+            channel = r.get("channel")
+            if channel not in CHANNELS:
+                raise ConfigError(f"{rwhere}: channel {channel!r} is not one of {', '.join(CHANNELS)}")
+            recipients = tuple(r.get("recipients") or [])
+            bad = [x for x in recipients if x not in RECIPIENTS]
+            if bad:
+                raise ConfigError(f"{rwhere}: recipient {bad[0]!r} is not one of {', '.join(RECIPIENTS)}")
+            if channel != "task_only" and not (r.get("template") and recipients):
+                raise ConfigError(f"{rwhere}: a {channel} rule needs a template and recipients")
+            if renderer and r.get("template"):
+                for locale in {defaults.get("locale", "en"), *(defaults.get("locale_by_region") or {}).values()}:
+                    if not renderer.has(r["template"], locale):
+                        raise ConfigError(f"{rwhere}: no template templates/{r['template']}.{locale}.html/.txt")
+            task = r.get("task") or {}
+            rules.append(
+                Rule(
+                    channel=channel,
+                    recipients=recipients,
+                    template=r.get("template"),
+                    when={k: tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in (r.get("when") or {}).items()},
+                    task_title=task.get("title"),
+                    task_due_days=int(task.get("due_in_days", 7)),
+                )
+            )
+        plays.append(Playbook(raw["name"], raw["audience"], tuple(rules), int(raw.get("cooldown_days", 0))))
+    names = [p.name for p in plays]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: playbook names must be unique")
+    return PlaybookConfig(tuple(plays), defaults.get("locale", "en"), dict(defaults.get("locale_by_region") or {}))
+
+
+# --------------------------------------------------------------------------
+# Running the plays
+
+
+@dataclass
+class PlayResult:
+    playbook: str
+    candidates: int = 0
+    fired: int = 0
+    already_fired: int = 0
+    skipped: int = 0  # fired, but nobody could be emailed (recorded with a reason)
+    cooling_down: int = 0
+    blocked_by_gate: int = 0
+    unmatched: int = 0
+    messages: int = 0
+    tasks: int = 0
+    missing_audience: bool = False
+
+
+@dataclass
+class _Contact:
+    contact_id: str
+    email: str
+    name: str | None
+    role: str | None
+    is_unsubscribed: bool
+
+
+@dataclass
+class _Directory:
+    """Contacts and locales, read once per run."""
+
+    by_account: dict[str, list[_Contact]]
+    by_id: dict[str, _Contact]
+    region: dict[str, str | None]
+
+    @classmethod
+    def load(cls, conn: sa.Connection) -> _Directory:
+        by_account: dict[str, list[_Contact]] = defaultdict(list)
+        by_id: dict[str, _Contact] = {}
+        for row in conn.execute(
+            sa.text(
+                "select contact_id, account_id, email, contact_name, role, coalesce(is_unsubscribed, false) "
+                "from staging.stg_landing__contacts"
+            )
+        ):
+            contact = _Contact(row[0], row[2], row[3], row[4], bool(row[5]))
+            by_account[row[1]].append(contact)
+            by_id[row[0]] = contact
+        region = dict(conn.execute(sa.text("select account_id, region from staging.stg_landing__accounts")).all())
+        return cls(by_account, by_id, region)
+
+
+def unsubscribe_url(settings: Settings, contact_id: str) -> str:
+    token = hashlib.sha256(f"{settings.unsubscribe_secret}:{contact_id}".encode()).hexdigest()[:24]
+    return f"{settings.unsubscribe_base_url}?c={contact_id}&t={token}"
+
+
+def _recipients(rule: Rule, row: dict[str, Any], directory: _Directory, settings: Settings) -> tuple[list[_Contact], str]:
+    """Who gets the message, after dropping unsubscribed customer contacts; and why nobody, if nobody."""
+    people: list[_Contact] = []
+    for kind in rule.recipients:
+        if kind == "owner_csm" and row.get("owner_email"):
+            people.append(_Contact("", row["owner_email"], None, "csm", False))
+        elif kind == "data_team":
+            people.append(_Contact("", settings.data_team_email, None, "data_team", False))
+        elif kind == "decision_makers":
+            people += [c for c in directory.by_account.get(row["account_id"], []) if c.role == "decision_maker"]
+        elif kind == "trained_contact" and row.get("contact_id") in directory.by_id:
+            people.append(directory.by_id[row["contact_id"]])
+    if not people:
+        return [], f"no {' or '.join(rule.recipients)} on record"
+    if rule.customer_facing:
+        reachable = [p for p in people if not p.is_unsubscribed]
+        if not reachable:
+            return [], "every recipient has unsubscribed"
+        people = reachable
+    unique = {p.email.lower(): p for p in people}
+    return list(unique.values()), ""
+
+
+def _audience_rows(conn: sa.Connection, audience: str) -> list[dict[str, Any]] | None:
+    exists = conn.execute(sa.text("select to_regclass(:name)"), {"name": f"marts.{audience}"}).scalar()
+    if exists is None:
+        return None
+    table = sa.Table(audience, sa.MetaData(), schema="marts", autoload_with=conn)
+    return [dict(r._mapping) for r in conn.execute(sa.select(table))]
+
+
+def _cooling_down(conn: sa.Connection, play: Playbook, as_of: date) -> set[str]:
+    if play.cooldown_days <= 0:
+        return set()
+    return set(
+        conn.execute(
+            sa.text(
+                "select distinct account_id from ops.playbook_actions "
+                "where playbook = :p and as_of_date > :since and as_of_date <= :as_of"
+            ),
+            {"p": play.name, "since": as_of - timedelta(days=play.cooldown_days), "as_of": as_of},
+        ).scalars()
+    )
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(row, default=str))
+
+
+def run_play(
+    engine: sa.Engine,
+    play: Playbook,
+    config: PlaybookConfig,
+    settings: Settings,
+    renderer: Renderer,
+    as_of: date,
+    gate_open: bool,
+    directory: _Directory,
+) -> PlayResult:
+    result = PlayResult(play.name)
+    with engine.begin() as conn:
+        rows = _audience_rows(conn, play.audience)
+        if rows is None:
+            result.missing_audience = True
+            return result
+        result.candidates = len(rows)
+        cooling = _cooling_down(conn, play, as_of)
+        planned: list[tuple[dict[str, Any], Rule, list[_Contact], str]] = []
+        for row in rows:
+            if row["account_id"] in cooling:
+                result.cooling_down += 1
+                continue
+            rule = next((r for r in play.rules if r.matches(row)), None)
+            if rule is None:
+                result.unmatched += 1
+                continue
+            if rule.customer_facing and not gate_open:
+                result.blocked_by_gate += 1
+                continue
+            people, why_nobody = _recipients(rule, row, directory, settings) if rule.recipients else ([], "")
+            planned.append((row, rule, people, why_nobody))
+        if not planned:
+            return result
+
+        inserted = conn.execute(
+            sa.text(
+                """insert into ops.playbook_actions
+                     (playbook, account_id, occasion_key, as_of_date, channel, recipient, status, detail)
+                   select :playbook, x.account_id, x.occasion_key, :as_of, x.channel, x.recipient, x.status, x.detail
+                   from jsonb_to_recordset(cast(:rows as jsonb))
+                     as x(account_id text, occasion_key text, channel text, recipient text, status text, detail text)
+                   on conflict (playbook, occasion_key) do nothing
+                   returning action_id, occasion_key"""
+            ),
+            {
+                "playbook": play.name,
+                "as_of": as_of,
+                "rows": json.dumps(
+                    [
+                        {
+                            "account_id": row["account_id"],
+                            "occasion_key": row["occasion_key"],
+                            "channel": rule.channel,
+                            "recipient": ", ".join(p.email for p in people) or None,
+                            "status": "skipped" if rule.recipients and not people else "pending",
+                            "detail": why_nobody or None,
+                        }
+                        for row, rule, people, why_nobody in planned
+                    ]
+                ),
+            },
+        ).all()
+        new_actions = {occasion: action_id for action_id, occasion in inserted}
+        result.already_fired = len(planned) - len(new_actions)
+
+        messages: list[Message] = []
+        tasks: list[dict[str, Any]] = []
+        for row, rule, people, _ in planned:
+            action_id = new_actions.get(row["occasion_key"])
+            if action_id is None:
+                continue
+            result.fired += 1
+            if rule.recipients and not people:
+                result.skipped += 1
+            locale = config.locale_by_region.get(str(directory.region.get(row["account_id"])), config.default_locale)
+            for person in people:
+                unsubscribe = unsubscribe_url(settings, person.contact_id) if rule.customer_facing else None
+                context = {**row, "recipient_name": person.name, "unsubscribe_url": unsubscribe, "action_id": action_id}
+                rendered = renderer.render(rule.template or "", locale, context)
+                messages.append(
+                    Message(
+                        dedupe_key=f"action:{action_id}:{person.email.lower()}",
+                        kind="playbook",
+                        to_email=person.email,
+                        to_name=person.name,
+                        subject=rendered.subject,
+                        html_body=rendered.html,
+                        text_body=rendered.text,
+                        action_id=action_id,
+                        playbook=play.name,
+                        is_customer_facing=rule.customer_facing,
+                        unsubscribe_url=unsubscribe,
+                    )
+                )
+            if rule.task_title and row.get("owner_email"):
+                tasks.append(
+                    {
+                        "action_id": action_id,
+                        "owner_email": row["owner_email"],
+                        "account_id": row["account_id"],
+                        "title": rule.task_title.format(**_jsonable(row)),
+                        "due_date": (as_of + timedelta(days=rule.task_due_days)).isoformat(),
+                    }
+                )
+        if tasks:
+            conn.execute(
+                sa.text(
+                    """insert into ops.tasks (action_id, owner_email, account_id, title, due_date)
+                       select x.action_id, x.owner_email, x.account_id, x.title, x.due_date
+                       from jsonb_to_recordset(cast(:rows as jsonb))
+                         as x(action_id bigint, owner_email text, account_id text, title text, due_date date)"""
+                ),
+                {"rows": json.dumps(tasks)},
+            )
+        result.tasks = len(tasks)
+        result.messages = len(queue_messages(conn, messages))
+    return result
+
+
+def run_playbooks(
+    engine: sa.Engine, settings: Settings, as_of: date, gate_open: bool, config: PlaybookConfig | None = None
+) -> list[PlayResult]:
+    """Run every play of playbooks.yml for one as_of; see the module docstring."""
+    renderer = Renderer()
+    config = config or load_playbooks(settings.playbooks_file, renderer)
+    ensure_playbook_schema(engine)
+    with engine.connect() as conn:
+        directory = _Directory.load(conn)
+    return [run_play(engine, play, config, settings, renderer, as_of, gate_open, directory) for play in config.playbooks]

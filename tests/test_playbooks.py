@@ -1,0 +1,175 @@
+"""Playbooks over real audience models: each occasion fires once, a closed gate
+stops customer email, unsubscribed contacts get nothing, names are escaped."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from csflow.config import ConfigError, Settings
+from csflow.generate import generate
+from csflow.playbooks import ensure_playbook_schema, load_playbooks, run_playbooks
+from csflow.render import Renderer
+from tests.conftest import new_database
+
+AS_OF = date(2026, 3, 31)
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def built_db(server, shared_state: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Generated landing data with one hostile account name, built through every
+    mart once for the module (building takes the time; tests reset only ops)."""
+    from csflow.dbt import run_dbt
+    from csflow.ingest import ingest_folder
+    from csflow.run_context import write_run_context
+
+    landing = tmp_path_factory.mktemp("playbooks") / "landing"
+    generate(landing, accounts=120, seed=5, as_of=AS_OF)
+    path = landing / "accounts.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    # An account with a renewal coming up gets the hostile name.
+    contracts = list(csv.DictReader((landing / "contracts.csv").read_text(encoding="utf-8").splitlines()))
+    renewing = {c["account_id"] for c in contracts if c["status"] == "active" and "2026-06-01" <= c["end_date"] <= "2026-07-31"}
+    for row in rows:
+        if row["account_id"] in renewing:
+            row["account_name"] = EVIL
+            break
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with new_database(server) as db:
+        settings = Settings(
+            database_url=db.url.render_as_string(hide_password=False),
+            state_dir=shared_state,
+            playbooks_file=Path(__file__).parents[1] / "playbooks.yml",
+        )
+        eng = db.engine()
+        ingest_folder(eng, landing)
+        write_run_context(eng, AS_OF, "test", settings.timezone)
+        run_dbt(db, settings, ["build", "--select", "+marts", "--exclude", "test_type:unit"], use_prefect=False)
+        eng.dispose()
+        yield db, settings
+
+
+@pytest.fixture
+def engine(built_db):
+    """The module's built database, with the playbook ledger and outbox emptied."""
+    db, settings = built_db
+    eng = db.engine()
+    ensure_playbook_schema(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions cascade"))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def built(built_db):
+    return built_db[1]
+
+
+def outbox(engine: sa.Engine) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select * from ops.outbox order by message_id")).all()
+
+
+def test_every_occasion_fires_once_however_often_the_run_repeats(built, engine) -> None:
+    first = run_playbooks(engine, built, AS_OF, gate_open=True)
+    assert sum(r.fired for r in first) > 20
+    assert {r.playbook for r in first if r.fired} >= {"renewal_alert", "post_training_survey", "usage_decline"}
+    queued = len(outbox(engine))
+    second = run_playbooks(engine, built, AS_OF, gate_open=True)
+    assert sum(r.fired for r in second) == 0
+    assert len(outbox(engine)) == queued
+    with engine.connect() as conn:
+        dupes = conn.execute(
+            sa.text("select count(*) from (select playbook, occasion_key from ops.playbook_actions group by 1, 2 having count(*) > 1) d")
+        ).scalar_one()
+        tasks = conn.execute(sa.text("select count(*) from ops.tasks")).scalar_one()
+    assert dupes == 0 and tasks == sum(r.tasks for r in first)
+
+
+def test_a_closed_gate_stops_customer_email_but_not_csm_alerts(built, engine) -> None:
+    results = {r.playbook: r for r in run_playbooks(engine, built, AS_OF, gate_open=False)}
+    assert results["post_training_survey"].fired == 0
+    assert results["post_training_survey"].blocked_by_gate == results["post_training_survey"].candidates > 0
+    assert all(not m.is_customer_facing for m in outbox(engine))
+    assert results["usage_decline"].fired > 0  # internal alert to the CSM
+    # Once the data is trusted again the blocked occasions fire.
+    reopened = {r.playbook: r for r in run_playbooks(engine, built, AS_OF, gate_open=True)}
+    assert reopened["post_training_survey"].fired == results["post_training_survey"].candidates
+
+
+def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built, engine) -> None:
+    with engine.begin() as conn:
+        trained = conn.execute(sa.text("select contact_id from marts.audience_post_training_survey limit 1")).scalar_one()
+        conn.execute(sa.text("update raw.contacts set is_unsubscribed = true where contact_id = :c"), {"c": trained})
+    try:
+        run_playbooks(engine, built, AS_OF, gate_open=True)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("update raw.contacts set is_unsubscribed = false where contact_id = :c"), {"c": trained})
+    with engine.connect() as conn:
+        status, detail = conn.execute(
+            sa.text(
+                "select status, detail from ops.playbook_actions where playbook = 'post_training_survey' "
+                "and occasion_key like '%' || :c"
+            ),
+            {"c": trained},
+        ).one()
+        unsubscribed = conn.execute(
+            sa.text(
+                "select count(*) from ops.outbox o join staging.stg_landing__contacts c on lower(c.email) = lower(o.to_email) "
+                "where c.is_unsubscribed and o.is_customer_facing"
+            )
+        ).scalar_one()
+    assert (status, detail) == ("skipped", "every recipient has unsubscribed")
+    assert unsubscribed == 0
+    assert all(m.unsubscribe_url for m in outbox(engine) if m.is_customer_facing)
+
+
+def test_hostile_account_names_render_escaped(built, engine) -> None:
+    run_playbooks(engine, built, AS_OF, gate_open=True)
+    hostile = [m for m in outbox(engine) if "alert(1)" in m.html_body]
+    assert hostile, "the renamed account should have received a renewal message"
+    for m in hostile:
+        assert EVIL not in m.html_body
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in m.html_body
+
+
+def test_playbook_mistakes_name_the_play_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "playbooks.yml"
+    bad.write_text(
+        "playbooks:\n  - name: renewal_alert\n    audience: audience_renewal_alert\n"
+        "    rules:\n      - channel: carrier_pigeon\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"playbook #1 \(renewal_alert\), rule #1: channel 'carrier_pigeon'"):
+        load_playbooks(bad)
+    bad.write_text(
+        "playbooks:\n  - name: x\n    audience: a\n    rules:\n      - channel: csm_alert\n"
+        "        recipients: [owner_csm]\n        template: no_such_template\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="no template templates/no_such_template"):
+        load_playbooks(bad, Renderer())
+
+
+def test_the_shipped_playbooks_load_with_all_their_templates() -> None:
+    config = load_playbooks(Path(__file__).parents[1] / "playbooks.yml", Renderer())
+    assert [p.name for p in config.playbooks] == [
+        "renewal_alert",
+        "post_training_survey",
+        "inquiry_surge",
+        "usage_decline",
+        "nps_detractor",
+        "single_feature_cross_sell",
+        "high_interest",
+    ]
