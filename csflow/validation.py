@@ -1,0 +1,659 @@
+"""The validation gate: Great Expectations suites over raw and marts decide
+whether playbooks may act.
+
+`run_validation` runs after `dbt build`. Every expectation carries a severity
+(`expectations/`): one failed *critical* expectation closes the gate, so no
+playbook acts on customers and the data team is told; *warning* failures are
+reported only. The outcome is returned as a `ValidationReport` and stored in
+`ops.validation_runs` / `ops.validation_results`.
+
+Design notes:
+- GX runs against PostgreSQL with its SQL execution engine, so each check is
+  an aggregate query in the database; no table is pulled into pandas.
+- The GX context is ephemeral (in memory): nothing is written into the repo.
+  The connection string reaches GX as `${CSFLOW_GX_URL}`, resolved from the
+  context's runtime environment, so the password is neither in GX config nor
+  in this process's environment (dbt and other children never see it).
+- Data Docs are built later and separately (`build_data_docs`) from the GX
+  results kept on the report: the gate decision never waits for HTML.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.dialects import postgresql as pg
+
+from csflow.config import PROJECT_DIR
+from csflow.dbt import DBT_PROJECT_DIR
+from csflow.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.data_context import AbstractDataContext
+
+    from expectations import RunParams, SuiteSpec
+
+log = logging.getLogger(__name__)
+
+GX_URL_VARIABLE = "CSFLOW_GX_URL"
+DATASOURCE_NAME = "warehouse"
+DOCS_SITE_NAME = "csflow"
+SAMPLE_SIZE = 5  # sample values kept per failed expectation
+CRITICAL, WARNING = "critical", "warning"
+
+
+# --------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class ExpectationResult:
+    """One expectation's outcome, flattened for people and the ops tables."""
+
+    suite: str
+    table: str
+    expectation: str  # GX expectation type, e.g. expect_column_values_to_be_unique
+    column: str | None
+    severity: str  # critical | warning
+    success: bool
+    description: str
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    observed_value: Any = None
+    sample: list[Any] = field(default_factory=list)
+    error: str | None = None  # the check itself raised (counted as failed: the gate fails closed)
+
+    def headline(self) -> str:
+        """One line: what failed and how much."""
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        if self.error:
+            amount = f"could not run: {self.error}"
+        elif self.unexpected_count is not None:
+            pct = f" ({self.unexpected_percent:.2f}%)" if self.unexpected_percent is not None else ""
+            amount = f"{self.unexpected_count} unexpected{pct}"
+        else:
+            amount = f"observed {self.observed_value}"
+        return f"{where}: {self.description}: {amount}"
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    table: str
+    success: bool
+    skipped: bool = False
+    skip_reason: str = ""
+    seconds: float = 0.0
+    expectations: list[ExpectationResult] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        return sum(1 for e in self.expectations if not e.success and e.severity == severity)
+
+
+@dataclass
+class ValidationReport:
+    run_id: str
+    as_of: date
+    validated_at: datetime
+    suites: list[SuiteResult]
+    seconds: float = 0.0
+    # The raw GX results, for Data Docs; not stored, not compared.
+    gx_results: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def results(self) -> list[ExpectationResult]:
+        return [e for s in self.suites for e in s.expectations]
+
+    @property
+    def failures(self) -> list[ExpectationResult]:
+        return [e for e in self.results if not e.success]
+
+    @property
+    def critical_failures(self) -> list[ExpectationResult]:
+        return [e for e in self.failures if e.severity == CRITICAL]
+
+    @property
+    def warning_failures(self) -> list[ExpectationResult]:
+        return [e for e in self.failures if e.severity == WARNING]
+
+    @property
+    def within_tolerance(self) -> list[ExpectationResult]:
+        """Passed thanks to `mostly` (e.g. a few unknown-account rows): worth a mention."""
+        return [e for e in self.results if e.success and (e.unexpected_count or 0) > 0]
+
+    @property
+    def gate_open(self) -> bool:
+        """Playbooks may act only when no critical expectation failed."""
+        return not self.critical_failures
+
+    @property
+    def suites_run(self) -> list[SuiteResult]:
+        return [s for s in self.suites if not s.skipped]
+
+    @property
+    def suites_failed(self) -> list[SuiteResult]:
+        return [s for s in self.suites_run if not s.success]
+
+    @property
+    def suites_skipped(self) -> list[SuiteResult]:
+        return [s for s in self.suites if s.skipped]
+
+    def suite(self, name: str) -> SuiteResult:
+        return next(s for s in self.suites if s.name == name)
+
+    def _headline(self) -> str:
+        gate = "OPEN" if self.gate_open else "CLOSED"
+        return (
+            f"Validation gate {gate} for run {self.run_id} (as_of {self.as_of.isoformat()}): "
+            f"{len(self.suites_run)} suites run, {len(self.suites_failed)} failed, "
+            f"{len(self.suites_skipped)} skipped; {len(self.critical_failures)} critical and "
+            f"{len(self.warning_failures)} warning failures ({self.seconds:.1f} s)."
+        )
+
+    def summary_markdown(self) -> str:
+        """A short markdown summary for the run summary / Prefect artifact."""
+        lines = [f"**{self._headline()}**", "", "| suite | table | result | critical | warning | seconds |"]
+        lines.append("|---|---|---|---:|---:|---:|")
+        for s in self.suites:
+            if s.skipped:
+                lines.append(f"| {s.name} | {s.table} | skipped: {_md(s.skip_reason)} | | | |")
+            else:
+                result = "passed" if s.success else "**failed**"
+                lines.append(
+                    f"| {s.name} | {s.table} | {result} | {s.count(CRITICAL)} | {s.count(WARNING)} | {s.seconds:.2f} |"
+                )
+        if self.failures:
+            lines += ["", "| severity | suite | check | column | unexpected | sample |", "|---|---|---|---|---:|---|"]
+            for e in sorted(self.failures, key=lambda e: (e.severity != CRITICAL, e.suite)):
+                amount = e.unexpected_count if e.unexpected_count is not None else (e.error or e.observed_value)
+                lines.append(
+                    f"| {e.severity} | {e.suite} | {_md(e.description)} | {_md(e.column or '')} | "
+                    f"{_md(str(amount))} | {_md(_sample_text(e.sample))} |"
+                )
+        return "\n".join(lines)
+
+    def failures_text(self) -> str:
+        """Plain text for the data team's email: what failed, how much, examples."""
+        lines = [self._headline()]
+        if not self.gate_open:
+            lines.append("Playbooks did not act on customers in this run.")
+        for title, items in (
+            ("Critical failures (gate closed)", self.critical_failures),
+            ("Warnings", self.warning_failures),
+            ("Within tolerance (passed, but not clean)", self.within_tolerance),
+        ):
+            if not items:
+                continue
+            lines += ["", f"{title}:"]
+            for e in items:
+                lines.append(f"- [{e.suite}] {e.headline()}")
+                if e.sample:
+                    lines.append(f"    e.g. {_sample_text(e.sample)}")
+        if self.suites_skipped:
+            lines += ["", "Skipped: " + ", ".join(f"{s.name} ({s.skip_reason})" for s in self.suites_skipped)]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (flow return value, artifacts)."""
+        return {
+            "run_id": self.run_id,
+            "as_of": self.as_of.isoformat(),
+            "validated_at": self.validated_at.isoformat(),
+            "gate_open": self.gate_open,
+            "seconds": round(self.seconds, 3),
+            "suites": [
+                {
+                    "name": s.name,
+                    "table": s.table,
+                    "success": s.success,
+                    "skipped": s.skipped,
+                    "skip_reason": s.skip_reason,
+                }
+                for s in self.suites
+            ],
+            "failures": [
+                {
+                    "suite": e.suite,
+                    "table": e.table,
+                    "expectation": e.expectation,
+                    "column": e.column,
+                    "severity": e.severity,
+                    "description": e.description,
+                    "unexpected_count": e.unexpected_count,
+                    "sample": e.sample,
+                    "error": e.error,
+                }
+                for e in self.failures
+            ],
+        }
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _sample_text(sample: list[Any]) -> str:
+    return ", ".join(json.dumps(v, default=str) if not isinstance(v, str) else v for v in sample)
+
+
+# --------------------------------------------------------------------------
+# Suites and GX plumbing
+
+
+def load_suites() -> ModuleType:
+    """The `expectations` package at the project root (not an installed package)."""
+    try:
+        return importlib.import_module("expectations")
+    except ModuleNotFoundError:
+        init = PROJECT_DIR / "expectations" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            "expectations", init, submodule_search_locations=[str(init.parent)]
+        )
+        if spec is None or spec.loader is None:
+            raise
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["expectations"] = module
+        spec.loader.exec_module(module)
+        return module
+
+
+def _gx_context(runtime_environment: dict[str, str] | None = None, docs_dir: Path | None = None) -> AbstractDataContext:
+    """An in-memory GX context: no files, no analytics, no progress bars."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    sites: dict[str, Any] = {}
+    if docs_dir is not None:
+        sites[DOCS_SITE_NAME] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        data_docs_sites=sites,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config, runtime_environment=runtime_environment)
+
+
+def latest_loads(engine: sa.Engine) -> dict[str, Any]:
+    """The latest raw.loads row per entity: the files the latest ingest was given."""
+    suites = load_suites()
+    with engine.connect() as conn:
+        if conn.execute(sa.text("select to_regclass('raw.loads')")).scalar() is None:
+            return {}
+        rows = conn.execute(
+            sa.text(
+                "select distinct on (entity) entity, load_id, file_name, status "
+                "from raw.loads order by entity, load_id desc"
+            )
+        ).all()
+    return {r.entity: suites.LatestLoad(int(r.load_id), r.file_name, r.status) for r in rows}
+
+
+def dbt_health_band_bounds(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> tuple[float, float]:
+    """(green, yellow) lower bounds of health_band as configured for dbt, so the check
+    agrees with the build (vars health_green_min_score / health_yellow_min_score)."""
+    try:
+        dbt_vars = (yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}).get("vars") or {}
+    except (OSError, yaml.YAMLError):
+        dbt_vars = {}
+    return float(dbt_vars.get("health_green_min_score", 70)), float(dbt_vars.get("health_yellow_min_score", 40))
+
+
+def _existing_tables(engine: sa.Engine, tables: Iterable[str]) -> set[str]:
+    names = sorted(set(tables))
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("select t from unnest(cast(:names as text[])) t where to_regclass(t) is not null"),
+            {"names": names},
+        ).scalars()
+        return set(found)
+
+
+def _column_of(kwargs: dict[str, Any]) -> str | None:
+    if kwargs.get("column"):
+        return str(kwargs["column"])
+    if kwargs.get("column_list"):
+        return ", ".join(kwargs["column_list"])
+    if kwargs.get("column_A"):
+        return f"{kwargs['column_A']}, {kwargs['column_B']}"
+    return None
+
+
+def _describe(expectation_type: str, kwargs: dict[str, Any]) -> str:
+    """A readable name for an expectation that has no description of its own."""
+    text = expectation_type.removeprefix("expect_").replace("_", " ")
+    parts = []
+    for key in ("min_value", "max_value"):
+        if kwargs.get(key) is not None:
+            bound = kwargs[key]
+            strict = kwargs.get("strict_min" if key == "min_value" else "strict_max")
+            op = {"min_value": ">" if strict else ">=", "max_value": "<" if strict else "<="}[key]
+            parts.append(f"{op} {bound.isoformat() if hasattr(bound, 'isoformat') else bound}")
+    if kwargs.get("value_set") is not None:
+        parts.append("in " + ", ".join(str(v) for v in kwargs["value_set"]))
+    if kwargs.get("regex"):
+        parts.append(f"~ {kwargs['regex']}")
+    if kwargs.get("or_equal"):
+        parts.append("or equal")
+    if kwargs.get("mostly") not in (None, 1, 1.0):
+        parts.append(f"mostly {kwargs['mostly']}")
+    if kwargs.get("row_condition"):
+        parts.append(f"where {kwargs['row_condition']}")
+    return text + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _exception_message(info: dict[str, Any] | None) -> str | None:
+    """GX reports errors as one dict, or one per metric; take the first raised."""
+    if not info:
+        return None
+    candidates = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for c in candidates:
+        if c.get("raised_exception"):
+            message = str(c.get("exception_message") or "error").strip()
+            return message.splitlines()[0][:500] if message else "error"
+    return None
+
+
+def _flatten(spec: SuiteSpec, gx_result: ExpectationValidationResult) -> ExpectationResult:
+    from expectations._base import jsonable, severity_of
+
+    config = gx_result.expectation_config
+    kwargs = dict(config.kwargs)
+    result = gx_result.result or {}
+    error = _exception_message(gx_result.exception_info)
+    percent = result.get("unexpected_percent")
+    unexpected_count = result.get("unexpected_count")
+    sample = list(result.get("partial_unexpected_list") or [])
+    if unexpected_count is None and "unexpected_rows" in (result.get("details") or {}):
+        # Query expectations: the count is the observed value, the rows are the sample.
+        unexpected_count = result.get("observed_value")
+        sample = list(result["details"]["unexpected_rows"] or [])
+    return ExpectationResult(
+        suite=spec.name,
+        table=spec.table,
+        expectation=config.type,
+        column=_column_of(kwargs),
+        severity=severity_of(config.meta, getattr(config, "severity", None)),
+        success=bool(gx_result.success) and error is None,
+        description=config.description or _describe(config.type, kwargs),
+        unexpected_count=unexpected_count,
+        unexpected_percent=float(percent) if percent is not None else None,
+        observed_value=jsonable(result.get("observed_value")),
+        sample=jsonable(sample[:SAMPLE_SIZE]),
+        error=error,
+    )
+
+
+def _run_suite(
+    context: AbstractDataContext, datasource: Any, spec: SuiteSpec, params: RunParams, gx_run_id: Any
+) -> tuple[SuiteResult, ExpectationSuiteValidationResult]:
+    import great_expectations as gx
+
+    if spec.as_of_column:
+        # The run's slice of a history table. A query asset rather than GX's daily batch
+        # definition: that one lists every date in the table first and raises when the
+        # run's date is missing, where an empty slice should fail the row-count check.
+        query = f"select * from {spec.table} where {spec.as_of_column} = date '{params.as_of.isoformat()}'"
+        asset = datasource.add_query_asset(name=spec.table, query=query)
+    else:
+        asset = datasource.add_table_asset(name=spec.table, table_name=spec.table_name, schema_name=spec.schema)
+    batch = asset.add_batch_definition_whole_table(name="batch")
+    suite = context.suites.add(gx.ExpectationSuite(name=spec.name, expectations=spec.build(params)))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=spec.name, data=batch, suite=suite))
+    gx_result = definition.run(result_format="SUMMARY", run_id=gx_run_id)
+    expectations = [_flatten(spec, r) for r in gx_result.results]
+    return SuiteResult(
+        spec.name, spec.table, all(e.success for e in expectations), expectations=expectations
+    ), gx_result
+
+
+def _suite_error(spec: SuiteSpec, exc: Exception) -> SuiteResult:
+    """A suite that raised counts as one failed critical check (the gate fails closed)."""
+    failure = ExpectationResult(
+        suite=spec.name,
+        table=spec.table,
+        expectation="suite_error",
+        column=None,
+        severity=CRITICAL,
+        success=False,
+        description="the suite could not run",
+        error=f"{exc.__class__.__name__}: {exc}".strip()[:500],
+    )
+    return SuiteResult(spec.name, spec.table, False, expectations=[failure])
+
+
+def run_validation(
+    warehouse: Warehouse,
+    as_of: date,
+    run_id: str,
+    suites: Sequence[str] | None = None,
+    *,
+    health_band_bounds: tuple[float, float] | None = None,
+    store: bool = True,
+) -> ValidationReport:
+    """Validate raw and marts for one run; store and return the gate decision.
+
+    suites: names from `expectations.SUITES` (default: all). Suites whose
+    table does not exist are reported as skipped. health_band_bounds: the
+    (green, yellow) lower bounds account_health was built with; default: the
+    dbt vars in dbt_project.yml (pass them when a run overrides them with --vars).
+    store: write ops.validation_runs / ops.validation_results.
+    """
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
+
+    registry = load_suites()
+    names = list(suites) if suites is not None else list(registry.SUITES)
+    unknown = [n for n in names if n not in registry.SUITES]
+    if unknown:
+        raise ValueError(f"unknown validation suite {unknown[0]!r}; known suites: {', '.join(registry.SUITES)}")
+    specs: list[SuiteSpec] = [registry.SUITES[n] for n in names]
+
+    started = time.perf_counter()
+    validated_at = datetime.now(UTC)
+    engine = warehouse.engine()
+    try:
+        green, yellow = health_band_bounds or dbt_health_band_bounds()
+        params = registry.RunParams(
+            as_of=as_of, latest_loads=latest_loads(engine), health_green_min=green, health_yellow_min=yellow
+        )
+        existing = _existing_tables(engine, (s.table for s in specs))
+        context = _gx_context({GX_URL_VARIABLE: warehouse.url.render_as_string(hide_password=False)})
+        gx_run_id = RunIdentifier(run_name=run_id, run_time=validated_at)
+        results: list[SuiteResult] = []
+        gx_results: list[Any] = []
+        with warnings.catch_warnings():
+            # add_sql, not add_postgres: the latter rejects the embedded server's Unix-socket
+            # URL; GX then suggests PostgresDatasource on every engine it creates.
+            warnings.filterwarnings("ignore", category=GxDatasourceWarning)
+            datasource = context.data_sources.add_sql(
+                name=DATASOURCE_NAME, connection_string="${" + GX_URL_VARIABLE + "}"
+            )
+            try:
+                for spec in specs:
+                    if spec.table not in existing:
+                        results.append(
+                            SuiteResult(spec.name, spec.table, True, skipped=True, skip_reason="table does not exist")
+                        )
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        suite_result, gx_result = _run_suite(context, datasource, spec, params, gx_run_id)
+                        gx_results.append(gx_result)
+                    except Exception as exc:  # a suite that cannot run must not open the gate
+                        log.exception("validation suite %s could not run", spec.name)
+                        suite_result = _suite_error(spec, exc)
+                    suite_result.seconds = time.perf_counter() - t0
+                    results.append(suite_result)
+            finally:
+                datasource.get_engine().dispose()  # GX's own pool: do not leave connections open
+        report = ValidationReport(
+            run_id, as_of, validated_at, results, time.perf_counter() - started, gx_results=gx_results
+        )
+        if store:
+            store_report(engine, report)
+    finally:
+        engine.dispose()
+    log.info("%s", report._headline())
+    return report
+
+
+# --------------------------------------------------------------------------
+# ops.validation_runs / ops.validation_results
+
+_ops = sa.MetaData(schema="ops")
+
+validation_runs = sa.Table(
+    "validation_runs",
+    _ops,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("validated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("gate_open", sa.Boolean, nullable=False),
+    sa.Column("suites_run", sa.Integer, nullable=False),
+    sa.Column("suites_failed", sa.Integer, nullable=False),
+    sa.Column("critical_failures", sa.Integer, nullable=False),
+    sa.Column("warning_failures", sa.Integer, nullable=False),
+    sa.Column("skipped_suites", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+)
+
+validation_results = sa.Table(
+    "validation_results",
+    _ops,
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("suite", sa.Text, nullable=False),
+    sa.Column("table_name", sa.Text, nullable=False),
+    sa.Column("expectation", sa.Text, nullable=False),
+    sa.Column("column_name", sa.Text),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("unexpected_count", sa.BigInteger),
+    sa.Column("unexpected_percent", sa.Float),
+    sa.Column("observed_value", pg.JSONB),
+    sa.Column("sample", pg.JSONB),
+    sa.Column("error", sa.Text),
+    sa.ForeignKeyConstraint(
+        ["run_id", "as_of_date"],
+        ["ops.validation_runs.run_id", "ops.validation_runs.as_of_date"],
+        ondelete="cascade",
+    ),
+    sa.Index("validation_results_run", "run_id", "as_of_date"),
+)
+
+
+def ensure_ops_tables(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("create schema if not exists ops"))
+        _ops.create_all(conn, tables=[validation_runs, validation_results], checkfirst=True)
+
+
+def store_report(engine: sa.Engine, report: ValidationReport) -> None:
+    """One row per run and one per expectation; re-validating a run replaces its rows."""
+    ensure_ops_tables(engine)
+    key = {"run_id": report.run_id, "as_of_date": report.as_of}
+    with engine.begin() as conn:
+        conn.execute(
+            validation_runs.delete().where(
+                validation_runs.c.run_id == report.run_id, validation_runs.c.as_of_date == report.as_of
+            )
+        )
+        conn.execute(
+            validation_runs.insert().values(
+                **key,
+                validated_at=report.validated_at,
+                gate_open=report.gate_open,
+                suites_run=len(report.suites_run),
+                suites_failed=len(report.suites_failed),
+                critical_failures=len(report.critical_failures),
+                warning_failures=len(report.warning_failures),
+                skipped_suites=[s.name for s in report.suites_skipped],
+                seconds=report.seconds,
+            )
+        )
+        rows = [
+            {
+                **key,
+                "suite": e.suite,
+                "table_name": e.table,
+                "expectation": e.expectation,
+                "column_name": e.column,
+                "severity": e.severity,
+                "success": e.success,
+                "description": e.description,
+                "unexpected_count": e.unexpected_count,
+                "unexpected_percent": e.unexpected_percent,
+                "observed_value": e.observed_value,
+                "sample": e.sample,
+                "error": e.error,
+            }
+            for e in report.results
+        ]
+        if rows:
+            conn.execute(validation_results.insert(), rows)
+
+
+# --------------------------------------------------------------------------
+# Data Docs
+
+
+def build_data_docs(
+    report_or_results: ValidationReport | Iterable[ExpectationSuiteValidationResult], out_dir: Path
+) -> Path:
+    """Render GX Data Docs (HTML) for a report into out_dir; return its index.html.
+
+    Off the critical path: call it after the gate is decided (it only reads
+    the GX results kept on the report, never the warehouse). out_dir should be
+    a state folder such as settings.state_dir / "data_docs", not the repo.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    results = report_or_results.gx_results if isinstance(report_or_results, ValidationReport) else report_or_results
+    load_suites()  # registers csflow's own expectation classes for rendering
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = _gx_context(docs_dir=out_dir)
+    added: set[str] = set()
+    for result in results:
+        suite_id = ExpectationSuiteIdentifier(name=result.suite_name)
+        if result.suite_name not in added:
+            added.add(result.suite_name)
+            context.suites.add(
+                gx.ExpectationSuite(name=result.suite_name, expectations=[r.expectation_config for r in result.results])
+            )
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=suite_id, run_id=result.meta["run_id"], batch_identifier=result.batch_id
+        )
+        context.validation_results_store.store_validation_results(result, key)
+    context.build_data_docs(site_names=[DOCS_SITE_NAME])
+    return out_dir / "index.html"

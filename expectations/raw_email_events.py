@@ -1,0 +1,18 @@
+"""raw.email_events: marketing engagement (cross-sell clicks)."""
+
+from __future__ import annotations
+
+import great_expectations.expectations as gxe
+
+from expectations._base import RunParams, SuiteSpec, known_accounts, not_in_future, rows_from_latest_load
+
+
+def build(run: RunParams) -> list[gxe.Expectation]:
+    return [
+        not_in_future("occurred_at", run),
+        known_accounts(),
+        *rows_from_latest_load("email_events", run),
+    ]
+
+
+SUITE = SuiteSpec(name="raw_email_events", table="raw.email_events", build=build)

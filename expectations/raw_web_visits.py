@@ -1,0 +1,18 @@
+"""raw.web_visits: pricing and product page interest (high_interest playbook)."""
+
+from __future__ import annotations
+
+import great_expectations.expectations as gxe
+
+from expectations._base import RunParams, SuiteSpec, known_accounts, not_in_future, rows_from_latest_load
+
+
+def build(run: RunParams) -> list[gxe.Expectation]:
+    return [
+        not_in_future("visited_at", run),
+        known_accounts(),
+        *rows_from_latest_load("web_visits", run),
+    ]
+
+
+SUITE = SuiteSpec(name="raw_web_visits", table="raw.web_visits", build=build)
