@@ -184,6 +184,18 @@ def _print_run(summary: dict[str, Any]) -> None:
     console.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary["dbt"]["counts"].items()))
     console.print(f"dbt build: {counts}")
+    gate = "[green]open[/]" if summary["gate_open"] else "[bold red]CLOSED: no customer email; the data team is alerted[/]"
+    failures = summary["validation"]["failures"]
+    critical = sum(f["severity"] == "critical" for f in failures)
+    console.print(f"validation gate: {gate} ({critical} critical, {len(failures) - critical} warning failures)")
+    plays = Table("playbook", "fired", "messages", "tasks", "held by gate", title="Playbooks")
+    for p in summary["playbooks"]:
+        plays.add_row(p["playbook"], str(p["fired"]), str(p["messages"]), str(p["tasks"]), str(p["blocked_by_gate"]))
+    console.print(plays)
+    d = summary["delivery"]
+    console.print(f"delivery: {d['sent']} sent, {d['failed']} failed, {len(d['unknown']) + d['unknown_now']} unknown")
+    if summary.get("data_docs"):
+        console.print(f"Data Docs: {summary['data_docs']}")
 
 
 @app.command()

@@ -51,3 +51,6 @@ def write_run_context(engine: sa.Engine, as_of: date, run_id: str, timezone: str
             sa.text("insert into ops.run_context (as_of_date, timezone, run_id) values (:as_of, :tz, :run_id)"),
             {"as_of": as_of, "tz": timezone, "run_id": run_id},
         )
+        # Without statistics the planner guesses hundreds of rows for this
+        # one-row table, and every model that joins it gets a bad plan.
+        conn.execute(sa.text("analyze ops.run_context"))

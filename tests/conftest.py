@@ -125,7 +125,10 @@ def dbt_build(warehouse: Warehouse, settings_for):
             write_run_context(engine, as_of, "test", timezone)
         finally:
             engine.dispose()
-        return run_dbt(warehouse, settings, ["build", "--select", select], use_prefect=False)
+        # cautious: tests of models outside the selection (which may not exist yet) stay out.
+        return run_dbt(
+            warehouse, settings, ["build", "--select", select, "--indirect-selection", "cautious"], use_prefect=False
+        )
 
     return build
 
