@@ -239,25 +239,63 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as update:
         run_generate(out, accounts=accounts, seed=seed, as_of=day, progress=lambda e, n: update(e, n, n))
-    console.print("2/2 Running the pipeline (ingest -> dbt build) through Prefect")
+    console.print("2/2 Running the pipeline (ingest -> dbt build -> validate -> playbooks -> deliver) through Prefect")
     summary = _run(day.isoformat(), out)
     _print_run(summary)
     with open_warehouse(settings) as warehouse:
         engine = warehouse.engine()
-        counts = relation_counts(engine, ("raw", "staging", "intermediate", "marts", "ops"))
+        _tour(engine, day)
+        counts = relation_counts(engine, ("marts", "ops"))
         engine.dispose()
         where = warehouse.display
-    table = Table("relation", "rows", title="What was built")
+    table = Table("relation", "rows", title="Marts and operational tables")
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
     console.rule("[bold green]Done")
     console.print(
-        f"Warehouse: {where}\n"
-        f"Landing files: {out}\n"
-        "Rejected rows: select * from raw.current_load_rejects\n"
-        "Next: `csflow doctor`, `csflow run --as-of 2026-03-31 --landing demo_data/landing`, `csflow --help`"
+        f"Emails: open [bold]{settings.outbox_dir / 'index.html'}[/] (every message, with links)\n"
+        + (f"Data Docs: {summary['data_docs']}\n" if summary.get("data_docs") else "")
+        + f"Warehouse: {where} (schemas raw, staging, intermediate, marts, ops)\n"
+        f"Landing files: {out}; rejected rows: select * from raw.current_load_rejects\n"
+        "Try next: `csflow doctor`, `csflow outbox`, `csflow send --dry-run`, "
+        f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), `csflow --help`",
+        soft_wrap=True,
     )
+
+
+def _tour(engine: Any, as_of: date) -> None:
+    """What a CS lead would look at first: renewals to prepare, accounts at risk, KPIs."""
+    import sqlalchemy as sa
+
+    queries = {
+        "Top renewals in the upsell window (2-4 months)": (
+            "select account_id, account_name, end_date, days_to_renewal, arr, currency, arr_base, priority "
+            "from marts.audience_renewal_alert order by arr_base desc nulls last limit 5",
+            {},
+        ),
+        "Red accounts": (
+            "select h.account_id, a.account_name, round(h.health_score, 1) as health_score, "
+            "round(h.score_change_30d, 1) as change_30d, a.owner_email "
+            "from marts.account_health h join staging.stg_landing__accounts a using (account_id) "
+            "where h.as_of_date = :as_of and h.health_band = 'red' order by h.health_score limit 5",
+            {"as_of": as_of},
+        ),
+        "KPIs, last 6 months": (
+            "select month, active_accounts_start as active, churned_accounts as churned, "
+            "round(logo_retention_rate, 3) as logo_retention, round(gross_revenue_retention, 3) as grr, "
+            "round(net_revenue_retention, 3) as nrr, round(nps, 1) as nps, round(csat_avg, 2) as csat "
+            "from marts.kpi_monthly order by month desc limit 6",
+            {},
+        ),
+    }
+    with engine.connect() as conn:
+        for title, (sql, params) in queries.items():
+            result = conn.execute(sa.text(sql), params)
+            table = Table(*result.keys(), title=title)
+            for row in result:
+                table.add_row(*("" if v is None else str(v) for v in row))
+            console.print(table)
 
 
 @app.command()
