@@ -138,38 +138,54 @@ class Mailer:
 def queue_messages(conn: sa.Connection, messages: list[Message]) -> list[int]:
     """Queue messages in the caller's transaction; a known dedupe_key is a no-op.
 
-    Returns the ids of the messages newly queued.
+    One statement for the whole list. Returns the ids of the messages newly
+    queued (and sets message_id on those Message objects).
     """
-    ids: list[int] = []
+    if not messages:
+        return []
+    rows = conn.execute(
+        sa.text(
+            """insert into ops.outbox (dedupe_key, action_id, kind, playbook, to_email, to_name, subject,
+                   html_body, text_body, is_customer_facing, unsubscribe_url, inline_images)
+               select x.dedupe_key, x.action_id, x.kind, x.playbook, x.to_email, x.to_name, x.subject,
+                   x.html_body, x.text_body, x.is_customer_facing, x.unsubscribe_url,
+                   coalesce(x.inline_images, '[]'::jsonb)
+               from jsonb_to_recordset(cast(:rows as jsonb)) as x(
+                   dedupe_key text, action_id bigint, kind text, playbook text, to_email text, to_name text,
+                   subject text, html_body text, text_body text, is_customer_facing boolean,
+                   unsubscribe_url text, inline_images jsonb, ord integer)
+               order by x.ord
+               on conflict (dedupe_key) do nothing
+               returning message_id, dedupe_key"""
+        ),
+        {
+            "rows": json.dumps(
+                [
+                    {
+                        "dedupe_key": m.dedupe_key,
+                        "action_id": m.action_id,
+                        "kind": m.kind,
+                        "playbook": m.playbook,
+                        "to_email": m.to_email,
+                        "to_name": m.to_name,
+                        "subject": m.subject,
+                        "html_body": m.html_body,
+                        "text_body": m.text_body,
+                        "is_customer_facing": m.is_customer_facing,
+                        "unsubscribe_url": m.unsubscribe_url,
+                        "inline_images": [img.__dict__ for img in m.inline_images],
+                        "ord": i,
+                    }
+                    for i, m in enumerate(messages)
+                ]
+            )
+        },
+    ).all()
+    ids = dict((key, int(mid)) for mid, key in rows)
     for m in messages:
-        row = conn.execute(
-            sa.text(
-                """insert into ops.outbox (dedupe_key, action_id, kind, playbook, to_email, to_name, subject,
-                       html_body, text_body, is_customer_facing, unsubscribe_url, inline_images)
-                   values (:dedupe_key, :action_id, :kind, :playbook, :to_email, :to_name, :subject,
-                       :html_body, :text_body, :is_customer_facing, :unsubscribe_url, cast(:inline_images as jsonb))
-                   on conflict (dedupe_key) do nothing
-                   returning message_id"""
-            ),
-            {
-                "dedupe_key": m.dedupe_key,
-                "action_id": m.action_id,
-                "kind": m.kind,
-                "playbook": m.playbook,
-                "to_email": m.to_email,
-                "to_name": m.to_name,
-                "subject": m.subject,
-                "html_body": m.html_body,
-                "text_body": m.text_body,
-                "is_customer_facing": m.is_customer_facing,
-                "unsubscribe_url": m.unsubscribe_url,
-                "inline_images": json.dumps([img.__dict__ for img in m.inline_images]),
-            },
-        ).first()
-        if row is not None:
-            m.message_id = int(row[0])
-            ids.append(m.message_id)
-    return ids
+        if m.dedupe_key in ids:
+            m.message_id = ids[m.dedupe_key]
+    return sorted(ids.values())
 
 
 def _row_to_message(row: Any) -> Message:
