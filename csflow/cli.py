@@ -300,6 +300,37 @@ def _tour(engine: Any, as_of: date) -> None:
 
 @app.command()
 @user_errors
+def digest(
+    as_of: AsOf = None,
+    kpi_report: Annotated[
+        bool, typer.Option("--kpi-report/--no-kpi-report", help="Also build the weekly leadership KPI report.")
+    ] = True,
+) -> None:
+    """Build and queue the CSM digests (and the leadership KPI report); `csflow send` delivers them.
+
+    Each CSM gets one digest per day, only when there is something to act on.
+    Example: `csflow digest --as-of 2026-03-31 && csflow send`
+    """
+    from csflow.digests import build_digests
+    from csflow.run_context import parse_as_of
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    day = parse_as_of(as_of, settings)
+    with open_warehouse(settings) as warehouse:
+        engine = warehouse.engine()
+        report = build_digests(engine, settings, day, include_kpi_report=kpi_report)
+        engine.dispose()
+    console.print(
+        f"{report.csm_digests} CSM digest(s) built ({report.csms_with_nothing} CSM(s) had nothing to act on), "
+        f"{report.queued} message(s) newly queued"
+    )
+    if report.kpi_report_file:
+        console.print(f"KPI report: {report.kpi_report_file}")
+
+
+@app.command()
+@user_errors
 def send(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be sent; send and claim nothing.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Send at most this many messages.")] = None,

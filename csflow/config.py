@@ -38,6 +38,9 @@ class Settings:
     from_email: str = "csflow@example.com"
     from_name: str = "csflow"
     data_team_email: str = "data-team@example.com"
+    # Who receives the weekly KPI report, and the language of internal email.
+    leadership_email: str = "leadership@example.com"
+    internal_locale: str = "en"
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_asm_group_id: int | None = None
     # Name of the Prefect Secret block holding the key when SENDGRID_API_KEY is unset.

@@ -77,7 +77,7 @@ class FileMailer(Mailer):
         stem = f"{message.message_id:06d}-{message.kind}-{_slug(message.subject)}"
         mime = build_mime(message, self.from_email, self.from_name)
         (self.outbox_dir / f"{stem}.eml").write_bytes(bytes(mime))
-        (self.outbox_dir / f"{stem}.html").write_text(_standalone_html(message), encoding="utf-8")
+        (self.outbox_dir / f"{stem}.html").write_text(standalone_html(message), encoding="utf-8")
         self._wrote = True
         return SendResult("sent", provider_message_id=f"{stem}.eml")
 
@@ -112,7 +112,7 @@ class FileMailer(Mailer):
         return index
 
 
-def _standalone_html(message: Message) -> str:
+def standalone_html(message: Message) -> str:
     """The HTML body with inline images embedded as data: URIs, to open in a browser."""
     body = message.html_body
     for image in message.inline_images:

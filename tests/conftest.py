@@ -3,6 +3,7 @@ database per test that needs one, and one Prefect test harness."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 import os
 import shutil
@@ -22,6 +23,8 @@ from csflow.config import Settings  # noqa: E402
 from csflow.warehouse import Warehouse, open_warehouse  # noqa: E402
 
 _db_numbers = itertools.count()
+MARTS_AS_OF = date(2026, 3, 31)
+EVIL = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +134,45 @@ def dbt_build(warehouse: Warehouse, settings_for):
         )
 
     return build
+
+
+@pytest.fixture(scope="session")
+def built_marts(server: Warehouse, shared_state: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Generated landing data (as of 2026-03-31) with one hostile account name,
+    built through every mart once per session; tests that use it reset ops."""
+    from csflow.dbt import run_dbt
+    from csflow.generate import generate
+    from csflow.ingest import ingest_folder
+    from csflow.run_context import write_run_context
+
+    landing = tmp_path_factory.mktemp("playbooks") / "landing"
+    generate(landing, accounts=120, seed=5, as_of=MARTS_AS_OF)
+    path = landing / "accounts.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    # An account with a renewal coming up gets the hostile name.
+    contracts = list(csv.DictReader((landing / "contracts.csv").read_text(encoding="utf-8").splitlines()))
+    renewing = {c["account_id"] for c in contracts if c["status"] == "active" and "2026-06-01" <= c["end_date"] <= "2026-07-31"}
+    for row in rows:
+        if row["account_id"] in renewing:
+            row["account_name"] = EVIL
+            break
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with new_database(server) as db:
+        settings = Settings(
+            database_url=db.url.render_as_string(hide_password=False),
+            state_dir=shared_state,
+            playbooks_file=Path(__file__).parents[1] / "playbooks.yml",
+        )
+        eng = db.engine()
+        ingest_folder(eng, landing)
+        write_run_context(eng, MARTS_AS_OF, "test", settings.timezone)
+        run_dbt(db, settings, ["build", "--select", "+marts", "--exclude", "test_type:unit"], use_prefect=False)
+        eng.dispose()
+        yield db, settings
 
 
 def write_csv(folder: Path, name: str, text: str) -> Path:

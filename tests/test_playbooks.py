@@ -3,65 +3,24 @@ stops customer email, unsubscribed contacts get nothing, names are escaped."""
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from csflow.config import ConfigError, Settings
-from csflow.generate import generate
+from csflow.config import ConfigError
 from csflow.playbooks import ensure_playbook_schema, load_playbooks, run_playbooks
 from csflow.render import Renderer
-from tests.conftest import new_database
+from tests.conftest import EVIL
 
 AS_OF = date(2026, 3, 31)
-EVIL = "<script>alert(1)</script>"
-
-
-@pytest.fixture(scope="module")
-def built_db(server, shared_state: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Generated landing data with one hostile account name, built through every
-    mart once for the module (building takes the time; tests reset only ops)."""
-    from csflow.dbt import run_dbt
-    from csflow.ingest import ingest_folder
-    from csflow.run_context import write_run_context
-
-    landing = tmp_path_factory.mktemp("playbooks") / "landing"
-    generate(landing, accounts=120, seed=5, as_of=AS_OF)
-    path = landing / "accounts.csv"
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    # An account with a renewal coming up gets the hostile name.
-    contracts = list(csv.DictReader((landing / "contracts.csv").read_text(encoding="utf-8").splitlines()))
-    renewing = {c["account_id"] for c in contracts if c["status"] == "active" and "2026-06-01" <= c["end_date"] <= "2026-07-31"}
-    for row in rows:
-        if row["account_id"] in renewing:
-            row["account_name"] = EVIL
-            break
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with new_database(server) as db:
-        settings = Settings(
-            database_url=db.url.render_as_string(hide_password=False),
-            state_dir=shared_state,
-            playbooks_file=Path(__file__).parents[1] / "playbooks.yml",
-        )
-        eng = db.engine()
-        ingest_folder(eng, landing)
-        write_run_context(eng, AS_OF, "test", settings.timezone)
-        run_dbt(db, settings, ["build", "--select", "+marts", "--exclude", "test_type:unit"], use_prefect=False)
-        eng.dispose()
-        yield db, settings
 
 
 @pytest.fixture
-def engine(built_db):
+def engine(built_marts):
     """The module's built database, with the playbook ledger and outbox emptied."""
-    db, settings = built_db
+    db, settings = built_marts
     eng = db.engine()
     ensure_playbook_schema(eng)
     with eng.begin() as conn:
@@ -71,8 +30,8 @@ def engine(built_db):
 
 
 @pytest.fixture
-def built(built_db):
-    return built_db[1]
+def built(built_marts):
+    return built_marts[1]
 
 
 def outbox(engine: sa.Engine) -> list[sa.Row]:

@@ -1,0 +1,204 @@
+"""CSM digests and the leadership KPI report, queued in the outbox.
+
+A CSM digest (daily, one per owner_email) gathers what that CSM should act
+on: renewals coming up, today's alerts, red or declining accounts, open and
+overdue tasks, and recent survey comments. A CSM with nothing to act on gets
+no email. The KPI report (weekly) charts the last 12 months of kpi_monthly
+as inline PNG images and is also written as a standalone HTML file.
+Both are queued once per period (dedupe keys carry the date or ISO week).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from csflow.config import Settings
+from csflow.outbox import InlineImage, Message, ensure_outbox_schema, queue_messages
+from csflow.playbooks import ensure_playbook_schema
+from csflow.render import Renderer
+
+# One query per digest section, each returning owner_email first.
+SECTIONS: dict[str, str] = {
+    "renewals": """
+        select a.owner_email, a.account_name, r.end_date, r.days_to_renewal, r.renewal_window
+        from marts.renewal_windows r join staging.stg_landing__accounts a using (account_id)
+        where r.renewal_window in ('overdue', '0-2m', '2-4m')
+        order by r.end_date""",
+    "alerts": """
+        select a.owner_email, a.account_name, p.playbook, p.status
+        from ops.playbook_actions p join staging.stg_landing__accounts a using (account_id)
+        where p.as_of_date = :as_of and p.channel = 'csm_alert'
+        order by p.playbook, a.account_name""",
+    "at_risk": """
+        select a.owner_email, a.account_name, round(h.health_score, 1) as health_score, h.health_band,
+               round(h.score_change_30d, 1) as score_change_30d, h.is_declining
+        from marts.account_health h join staging.stg_landing__accounts a using (account_id)
+        where h.as_of_date = :as_of and (h.health_band = 'red' or h.is_declining)
+        order by h.health_score""",
+    "tasks": """
+        select t.owner_email, a.account_name, t.title, t.due_date, t.due_date < :as_of as is_overdue
+        from ops.tasks t join staging.stg_landing__accounts a using (account_id)
+        where t.status = 'open'
+        order by t.due_date""",
+    "comments": """
+        select a.owner_email, a.account_name, s.survey_type, s.score, s.comment
+        from staging.stg_landing__survey_responses s join staging.stg_landing__accounts a using (account_id)
+        where s.comment is not null
+          and (s.responded_at at time zone :tz)::date between :since and :as_of
+        order by s.responded_at desc""",
+}
+COMMENT_DAYS = 7
+
+
+@dataclass
+class DigestReport:
+    csm_digests: int = 0
+    csms_with_nothing: int = 0
+    kpi_report: bool = False
+    kpi_report_file: Path | None = None
+    queued: int = 0
+
+
+def _csm_sections(conn: sa.Connection, as_of: date, settings: Settings) -> dict[str, dict[str, list[dict]]]:
+    params = {"as_of": as_of, "since": as_of - timedelta(days=COMMENT_DAYS - 1), "tz": settings.timezone}
+    by_owner: dict[str, dict[str, list[dict]]] = defaultdict(lambda: {name: [] for name in SECTIONS})
+    for name, sql in SECTIONS.items():
+        for row in conn.execute(sa.text(sql), params).mappings():
+            by_owner[row["owner_email"]][name].append(dict(row))
+    return by_owner
+
+
+def csm_digests(conn: sa.Connection, settings: Settings, as_of: date, renderer: Renderer) -> tuple[list[Message], int]:
+    """One digest per CSM with something to act on; also returns how many had nothing."""
+    owners = conn.execute(sa.text("select distinct owner_email from staging.stg_landing__accounts")).scalars().all()
+    sections = _csm_sections(conn, as_of, settings)
+    messages = []
+    for owner in sorted(owners):
+        found = sections.get(owner)
+        if not found or not any(found.values()):
+            continue
+        rendered = renderer.render(
+            "csm_digest",
+            settings.internal_locale,
+            {"owner_email": owner, "as_of_date": as_of, "comment_days": COMMENT_DAYS, **found},
+        )
+        messages.append(
+            Message(
+                dedupe_key=f"digest:{owner.lower()}:{as_of}",
+                kind="digest",
+                to_email=owner,
+                subject=rendered.subject,
+                html_body=rendered.html,
+                text_body=rendered.text,
+            )
+        )
+    return messages, len(owners) - len(messages)
+
+
+def _chart(months: list[date], series: dict[str, list[float | None]], title: str, percent: bool) -> str:
+    """A small line chart as base64 PNG (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 2.6), dpi=100)
+    for label, values in series.items():
+        ax.plot(months, [v * 100 if (v is not None and percent) else v for v in values], marker="o", label=label)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.tick_params(labelsize=8)
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: Renderer) -> Message:
+    """The leadership KPI report for the ISO week of as_of."""
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            sa.text("select * from marts.kpi_monthly where month <= :as_of order by month desc limit 12"), {"as_of": as_of}
+        ).mappings()
+    ][::-1]
+    months = [r["month"] for r in rows]
+
+    def col(name: str) -> list[float | None]:
+        return [None if r[name] is None else float(r[name]) for r in rows]
+
+    images = [
+        InlineImage("retention", "retention.png", "image/png", _chart(
+            months,
+            {"logo retention": col("logo_retention_rate"), "GRR": col("gross_revenue_retention"), "NRR": col("net_revenue_retention")},
+            "Retention (%)", percent=True)),
+        InlineImage("satisfaction", "satisfaction.png", "image/png", _chart(
+            months, {"NPS": col("nps")}, "NPS", percent=False)),
+        InlineImage("expansion", "expansion.png", "image/png", _chart(
+            months, {"upsell rate": col("upsell_rate"), "cross-sell rate": col("cross_sell_rate")},
+            "Expansion (%)", percent=True)),
+    ]
+    effectiveness = [
+        dict(r)
+        for r in conn.execute(
+            sa.text(
+                """select playbook, count(*) as fired,
+                          count(*) filter (where status = 'sent') as sent,
+                          count(*) filter (where status = 'skipped') as skipped,
+                          count(*) filter (where outcome = 'won') as won
+                   from ops.playbook_actions
+                   where as_of_date > :since and as_of_date <= :as_of
+                   group by playbook order by playbook"""
+            ),
+            {"since": as_of - timedelta(days=90), "as_of": as_of},
+        ).mappings()
+    ]
+    year, week, _ = as_of.isocalendar()
+    rendered = renderer.render(
+        "kpi_report",
+        settings.internal_locale,
+        {"as_of_date": as_of, "week": f"{year}-W{week:02d}", "kpis": rows, "effectiveness": effectiveness},
+    )
+    return Message(
+        dedupe_key=f"kpi-report:{year}-W{week:02d}",
+        kind="report",
+        to_email=settings.leadership_email,
+        subject=rendered.subject,
+        html_body=rendered.html,
+        text_body=rendered.text,
+        inline_images=images,
+    )
+
+
+def build_digests(engine: sa.Engine, settings: Settings, as_of: date, include_kpi_report: bool = True) -> DigestReport:
+    """Build and queue the CSM digests (and the KPI report) for as_of."""
+    from csflow.mailers import standalone_html
+
+    ensure_playbook_schema(engine)
+    ensure_outbox_schema(engine)
+    renderer = Renderer()
+    report = DigestReport()
+    with engine.begin() as conn:
+        digests, report.csms_with_nothing = csm_digests(conn, settings, as_of, renderer)
+        report.csm_digests = len(digests)
+        messages: list[Message] = list(digests)
+        if include_kpi_report:
+            kpi = kpi_report(conn, settings, as_of, renderer)
+            messages.append(kpi)
+            report.kpi_report = True
+            out = settings.state_dir.resolve() / "reports" / f"kpi-report-{as_of}.html"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(standalone_html(kpi), encoding="utf-8")
+            report.kpi_report_file = out
+        report.queued = len(queue_messages(conn, messages))
+    return report
