@@ -175,6 +175,20 @@ def built_marts(server: Warehouse, shared_state: Path, tmp_path_factory: pytest.
         yield db, settings
 
 
+@pytest.fixture
+def marts_engine(built_marts) -> Iterator[sa.Engine]:
+    """The session's built marts with the playbook ledger, tasks and outbox emptied."""
+    from csflow.playbooks import ensure_playbook_schema
+
+    db, _ = built_marts
+    eng = db.engine()
+    ensure_playbook_schema(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions cascade"))
+    yield eng
+    eng.dispose()
+
+
 def write_csv(folder: Path, name: str, text: str) -> Path:
     """Write a landing file from an indented literal (tests keep data inline)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,19 +14,8 @@ import sqlalchemy as sa
 from csflow.digests import build_digests
 from csflow.mailers import FileMailer
 from csflow.outbox import RetryPolicy, deliver
-from csflow.playbooks import ensure_playbook_schema, run_playbooks
+from csflow.playbooks import run_playbooks
 from tests.conftest import MARTS_AS_OF
-
-
-@pytest.fixture
-def engine(built_marts):
-    db, _ = built_marts
-    eng = db.engine()
-    ensure_playbook_schema(eng)
-    with eng.begin() as conn:
-        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions cascade"))
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -34,22 +23,22 @@ def settings(built_marts, tmp_path: Path):
     return dataclasses.replace(built_marts[1], state_dir=tmp_path / "state")
 
 
-def test_each_csm_with_work_gets_one_digest_per_day(engine, settings) -> None:
-    run_playbooks(engine, settings, MARTS_AS_OF, gate_open=True)
-    first = build_digests(engine, settings, MARTS_AS_OF)
-    with engine.connect() as conn:
+def test_each_csm_with_work_gets_one_digest_per_day(marts_engine, settings) -> None:
+    run_playbooks(marts_engine, settings, MARTS_AS_OF, gate_open=True)
+    first = build_digests(marts_engine, settings, MARTS_AS_OF)
+    with marts_engine.connect() as conn:
         owners = conn.execute(sa.text("select count(distinct owner_email) from staging.stg_landing__accounts")).scalar_one()
         digests = conn.execute(sa.text("select to_email, text_body from ops.outbox where kind = 'digest'")).all()
     assert first.csm_digests + first.csms_with_nothing == owners
     assert len(digests) == first.csm_digests > 0
     assert any("New alerts" in body for _, body in digests)  # today's firings are in it
-    again = build_digests(engine, settings, MARTS_AS_OF)
+    again = build_digests(marts_engine, settings, MARTS_AS_OF)
     assert again.queued == 0  # once per CSM per day, and the KPI report once per week
 
 
-def test_a_csm_with_nothing_to_act_on_gets_no_digest(engine, settings) -> None:
+def test_a_csm_with_nothing_to_act_on_gets_no_digest(marts_engine, settings) -> None:
     # A CSM whose only account has no renewals, alerts, risk, tasks or comments.
-    with engine.begin() as conn:
+    with marts_engine.begin() as conn:
         conn.execute(
             sa.text(
                 "insert into raw.accounts (account_id, account_name, owner_email, created_date, _load_id, _line) "
@@ -57,23 +46,23 @@ def test_a_csm_with_nothing_to_act_on_gets_no_digest(engine, settings) -> None:
             )
         )
     try:
-        report = build_digests(engine, settings, MARTS_AS_OF, include_kpi_report=False)
-        with engine.connect() as conn:
+        report = build_digests(marts_engine, settings, MARTS_AS_OF, include_kpi_report=False)
+        with marts_engine.connect() as conn:
             recipients = conn.execute(sa.text("select to_email from ops.outbox where kind = 'digest'")).scalars().all()
     finally:
-        with engine.begin() as conn:
+        with marts_engine.begin() as conn:
             conn.execute(sa.text("delete from raw.accounts where account_id = 'QUIET1'"))
     assert "quiet@example.com" not in recipients
     assert report.csms_with_nothing >= 1 and report.csm_digests == len(recipients) > 0
 
 
-def test_kpi_report_has_inline_charts_a_table_and_a_standalone_file(engine, settings, tmp_path: Path) -> None:
-    report = build_digests(engine, settings, MARTS_AS_OF)
+def test_kpi_report_has_inline_charts_a_table_and_a_standalone_file(marts_engine, settings, tmp_path: Path) -> None:
+    report = build_digests(marts_engine, settings, MARTS_AS_OF)
     assert report.kpi_report_file is not None and report.kpi_report_file.exists()
     standalone = report.kpi_report_file.read_text(encoding="utf-8")
     assert standalone.count("data:image/png;base64,") == 3
     out = tmp_path / "outbox"
-    deliver(engine, FileMailer(out, "cs@example.com"), policy=RetryPolicy(attempts=1))
+    deliver(marts_engine, FileMailer(out, "cs@example.com"), policy=RetryPolicy(attempts=1))
     eml = next(p for p in out.glob("*-report-*.eml"))
     msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert msg["To"] == "leadership@example.com"

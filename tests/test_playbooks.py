@@ -10,23 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from csflow.config import ConfigError
-from csflow.playbooks import ensure_playbook_schema, load_playbooks, run_playbooks
+from csflow.playbooks import load_playbooks, run_playbooks
 from csflow.render import Renderer
 from tests.conftest import EVIL
 
 AS_OF = date(2026, 3, 31)
-
-
-@pytest.fixture
-def engine(built_marts):
-    """The module's built database, with the playbook ledger and outbox emptied."""
-    db, settings = built_marts
-    eng = db.engine()
-    ensure_playbook_schema(eng)
-    with eng.begin() as conn:
-        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions cascade"))
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -39,15 +27,15 @@ def outbox(engine: sa.Engine) -> list[sa.Row]:
         return conn.execute(sa.text("select * from ops.outbox order by message_id")).all()
 
 
-def test_every_occasion_fires_once_however_often_the_run_repeats(built, engine) -> None:
-    first = run_playbooks(engine, built, AS_OF, gate_open=True)
+def test_every_occasion_fires_once_however_often_the_run_repeats(built, marts_engine) -> None:
+    first = run_playbooks(marts_engine, built, AS_OF, gate_open=True)
     assert sum(r.fired for r in first) > 20
     assert {r.playbook for r in first if r.fired} >= {"renewal_alert", "post_training_survey", "usage_decline"}
-    queued = len(outbox(engine))
-    second = run_playbooks(engine, built, AS_OF, gate_open=True)
+    queued = len(outbox(marts_engine))
+    second = run_playbooks(marts_engine, built, AS_OF, gate_open=True)
     assert sum(r.fired for r in second) == 0
-    assert len(outbox(engine)) == queued
-    with engine.connect() as conn:
+    assert len(outbox(marts_engine)) == queued
+    with marts_engine.connect() as conn:
         dupes = conn.execute(
             sa.text("select count(*) from (select playbook, occasion_key from ops.playbook_actions group by 1, 2 having count(*) > 1) d")
         ).scalar_one()
@@ -55,27 +43,27 @@ def test_every_occasion_fires_once_however_often_the_run_repeats(built, engine) 
     assert dupes == 0 and tasks == sum(r.tasks for r in first)
 
 
-def test_a_closed_gate_stops_customer_email_but_not_csm_alerts(built, engine) -> None:
-    results = {r.playbook: r for r in run_playbooks(engine, built, AS_OF, gate_open=False)}
+def test_a_closed_gate_stops_customer_email_but_not_csm_alerts(built, marts_engine) -> None:
+    results = {r.playbook: r for r in run_playbooks(marts_engine, built, AS_OF, gate_open=False)}
     assert results["post_training_survey"].fired == 0
     assert results["post_training_survey"].blocked_by_gate == results["post_training_survey"].candidates > 0
-    assert all(not m.is_customer_facing for m in outbox(engine))
+    assert all(not m.is_customer_facing for m in outbox(marts_engine))
     assert results["usage_decline"].fired > 0  # internal alert to the CSM
     # Once the data is trusted again the blocked occasions fire.
-    reopened = {r.playbook: r for r in run_playbooks(engine, built, AS_OF, gate_open=True)}
+    reopened = {r.playbook: r for r in run_playbooks(marts_engine, built, AS_OF, gate_open=True)}
     assert reopened["post_training_survey"].fired == results["post_training_survey"].candidates
 
 
-def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built, engine) -> None:
-    with engine.begin() as conn:
+def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built, marts_engine) -> None:
+    with marts_engine.begin() as conn:
         trained = conn.execute(sa.text("select contact_id from marts.audience_post_training_survey limit 1")).scalar_one()
         conn.execute(sa.text("update raw.contacts set is_unsubscribed = true where contact_id = :c"), {"c": trained})
     try:
-        run_playbooks(engine, built, AS_OF, gate_open=True)
+        run_playbooks(marts_engine, built, AS_OF, gate_open=True)
     finally:
-        with engine.begin() as conn:
+        with marts_engine.begin() as conn:
             conn.execute(sa.text("update raw.contacts set is_unsubscribed = false where contact_id = :c"), {"c": trained})
-    with engine.connect() as conn:
+    with marts_engine.connect() as conn:
         status, detail = conn.execute(
             sa.text(
                 "select status, detail from ops.playbook_actions where playbook = 'post_training_survey' "
@@ -91,12 +79,12 @@ def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built, engine
         ).scalar_one()
     assert (status, detail) == ("skipped", "every recipient has unsubscribed")
     assert unsubscribed == 0
-    assert all(m.unsubscribe_url for m in outbox(engine) if m.is_customer_facing)
+    assert all(m.unsubscribe_url for m in outbox(marts_engine) if m.is_customer_facing)
 
 
-def test_hostile_account_names_render_escaped(built, engine) -> None:
-    run_playbooks(engine, built, AS_OF, gate_open=True)
-    hostile = [m for m in outbox(engine) if "alert(1)" in m.html_body]
+def test_hostile_account_names_render_escaped(built, marts_engine) -> None:
+    run_playbooks(marts_engine, built, AS_OF, gate_open=True)
+    hostile = [m for m in outbox(marts_engine) if "alert(1)" in m.html_body]
     assert hostile, "the renamed account should have received a renewal message"
     for m in hostile:
         assert EVIL not in m.html_body
