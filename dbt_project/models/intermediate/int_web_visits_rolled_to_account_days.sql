@@ -1,0 +1,114 @@
+{#-
+    Web visits rolled up to one row per account, day (in the run's time
+    zone), page category and product. Incremental like
+    int_usage_rolled_to_account_days: only the (account, day) pairs that rows
+    of new loads fall on are recomputed and replaced (delete+insert on
+    account_id, visit_date; the rows of a day are replaced together).
+-#}
+{#-
+    A run in another time zone than the rows were rolled up in empties the
+    table, so every day is recomputed. All rows share one zone, so one row
+    tells (no scan of the table when the zone is unchanged).
+-#}
+{%- set timezone_change_hook -%}{% raw %}
+{% if is_incremental() %}
+delete from {{ this }}
+where (select timezone from {{ this }} limit 1)
+    is distinct from (select timezone from {{ ref('stg_ops__run_context') }})
+{% endif %}
+{% endraw %}{%- endset -%}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['account_id', 'visit_date'],
+        indexes=[
+            {'columns': ['account_id', 'visit_date']},
+            {'columns': ['max_load_id']},
+        ],
+        pre_hook=timezone_change_hook,
+    )
+}}
+
+with
+
+web_visits as not materialized (
+
+    -- read twice (new rows, then whole touched days): inline it, or PostgreSQL
+    -- would first copy every raw row to a temporary file
+    select * from {{ ref('stg_landing__web_visits') }}
+
+),
+
+run_context as (
+
+    select * from {{ ref('stg_ops__run_context') }}
+
+),
+
+{% if is_incremental() %}
+
+rolled_up_loads as (
+
+    select coalesce(max(max_load_id), 0) as max_load_id
+    from {{ this }}
+
+),
+
+touched_days as (
+
+    select distinct
+        web_visits.account_id,
+        cast(web_visits.visited_at at time zone run_context.timezone as date) as visit_date
+
+    from web_visits
+    cross join run_context
+    where web_visits.load_id > (select max_load_id from rolled_up_loads)
+
+),
+
+{% endif %}
+
+dated_visits as (
+
+    select
+        web_visits.account_id,
+        cast(web_visits.visited_at at time zone run_context.timezone as date) as visit_date,
+        web_visits.page_category,
+        web_visits.product_sku,
+        web_visits.list_price,
+        web_visits.load_id,
+        run_context.timezone
+
+    from web_visits
+    cross join run_context
+
+),
+
+visits_in_scope as (
+
+    select * from dated_visits
+    {% if is_incremental() %}
+    where (account_id, visit_date) in (select account_id, visit_date from touched_days)
+    {% endif %}
+
+),
+
+rolled as (
+
+    select
+        account_id,
+        visit_date,
+        page_category,
+        product_sku,
+        count(*) as visit_count,
+        max(list_price) as max_list_price,
+        max(load_id) as max_load_id,
+        min(timezone) as timezone
+
+    from visits_in_scope
+    group by account_id, visit_date, page_category, product_sku
+
+)
+
+select * from rolled
