@@ -602,27 +602,31 @@ def _start_load(engine: sa.Engine, entity: Entity, file_name: str) -> int:
         )
 
 
-def _finish_load(engine: sa.Engine, load_id: int, result: FileResult, rejects: pa.Table | None = None) -> None:
+def _record_load(conn: sa.Connection, load_id: int, result: FileResult) -> None:
+    """Write a load's outcome and counts to raw.loads."""
+    conn.execute(
+        sa.text(
+            """update raw.loads set status = :status, finished_at = now(), rows_read = :read,
+               rows_loaded = :loaded, rows_rejected = :rejected, rows_unknown_account = :unknown,
+               rows_replaced = :replaced, message = :message where load_id = :id"""
+        ),
+        {
+            "status": result.status,
+            "read": result.rows_read,
+            "loaded": result.rows_loaded,
+            "rejected": result.rows_rejected,
+            "unknown": result.rows_unknown_account,
+            "replaced": result.rows_replaced,
+            "message": result.message or None,
+            "id": load_id,
+        },
+    )
+
+
+def _reject_file(engine: sa.Engine, load_id: int, result: FileResult, rejects: pa.Table) -> None:
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                """update raw.loads set status = :status, finished_at = now(), rows_read = :read,
-                   rows_loaded = :loaded, rows_rejected = :rejected, rows_unknown_account = :unknown,
-                   rows_replaced = :replaced, message = :message where load_id = :id"""
-            ),
-            {
-                "status": result.status,
-                "read": result.rows_read,
-                "loaded": result.rows_loaded,
-                "rejected": result.rows_rejected,
-                "unknown": result.rows_unknown_account,
-                "replaced": result.rows_replaced,
-                "message": result.message or None,
-                "id": load_id,
-            },
-        )
-        if rejects is not None:
-            _write_rejects(conn.connection.driver_connection.cursor(), load_id, ENTITIES[result.entity], result.file, rejects)
+        _record_load(conn, load_id, result)
+        _write_rejects(conn.connection.driver_connection.cursor(), load_id, ENTITIES[result.entity], result.file, rejects)
 
 
 def _progress_total(path: Path) -> int:
@@ -662,7 +666,7 @@ def load_file(
                 "reason": pa.array([f"file rejected: {exc}"]),
             }
         )
-        _finish_load(engine, load_id, result, reject)
+        _reject_file(engine, load_id, result, reject)
         return result
     on_read(total)
     return result
@@ -754,21 +758,7 @@ def _load_rows(
         result.rows_loaded = tally.rows_loaded - len(losers)
         result.rows_rejected = tally.rows_rejected + len(structural)
         result.rows_unknown_account = len(np.setdiff1d(unknown, losers))
-        conn.execute(
-            sa.text(
-                """update raw.loads set status = 'loaded', finished_at = now(), rows_read = :read,
-                   rows_loaded = :loaded, rows_rejected = :rejected, rows_unknown_account = :unknown,
-                   rows_replaced = :replaced where load_id = :id"""
-            ),
-            {
-                "read": result.rows_read,
-                "loaded": result.rows_loaded,
-                "rejected": result.rows_rejected,
-                "unknown": result.rows_unknown_account,
-                "replaced": result.rows_replaced,
-                "id": load_id,
-            },
-        )
+        _record_load(conn, load_id, result)
     return result
 
 
