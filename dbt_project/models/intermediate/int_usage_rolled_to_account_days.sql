@@ -11,18 +11,6 @@
     (int_usage_rolled_to_account_windows) cut at as_of, so backfills work.
 -#}
 {#-
-    A run in another time zone than the rows were rolled up in empties the
-    table, so every day is recomputed. All rows share one zone, so one row
-    tells (no scan of the table when the zone is unchanged).
--#}
-{%- set timezone_change_hook -%}{% raw %}
-{% if is_incremental() %}
-delete from {{ this }}
-where (select timezone from {{ this }} limit 1)
-    is distinct from (select timezone from {{ ref('stg_ops__run_context') }})
-{% endif %}
-{% endraw %}{%- endset -%}
-{#-
     Statistics on how many (account, day) pairs there are: without them the
     planner takes the two columns as correlated, expects ~30x fewer groups
     and hashes the key test's group by instead of reading the unique index in
@@ -56,7 +44,7 @@ $$
             {'columns': ['account_id', 'activity_date'], 'unique': true},
             {'columns': ['max_load_id']},
         ],
-        pre_hook=timezone_change_hook,
+        pre_hook="{{ delete_if_timezone_changed() }}",
         post_hook=ndistinct_statistics,
     )
 }}

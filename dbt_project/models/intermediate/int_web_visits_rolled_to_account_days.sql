@@ -5,18 +5,6 @@
     of new loads fall on are recomputed and replaced (delete+insert on
     account_id, visit_date; the rows of a day are replaced together).
 -#}
-{#-
-    A run in another time zone than the rows were rolled up in empties the
-    table, so every day is recomputed. All rows share one zone, so one row
-    tells (no scan of the table when the zone is unchanged).
--#}
-{%- set timezone_change_hook -%}{% raw %}
-{% if is_incremental() %}
-delete from {{ this }}
-where (select timezone from {{ this }} limit 1)
-    is distinct from (select timezone from {{ ref('stg_ops__run_context') }})
-{% endif %}
-{% endraw %}{%- endset -%}
 {{
     config(
         materialized='incremental',
@@ -26,7 +14,7 @@ where (select timezone from {{ this }} limit 1)
             {'columns': ['account_id', 'visit_date']},
             {'columns': ['max_load_id']},
         ],
-        pre_hook=timezone_change_hook,
+        pre_hook="{{ delete_if_timezone_changed() }}",
     )
 }}
 
