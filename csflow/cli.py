@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -462,9 +461,5 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
-def main() -> None:  # pragma: no cover - console script entry
+if __name__ == "__main__":  # pragma: no cover - the console script calls app directly
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import http.client
 import json
 import os
 import re
@@ -261,16 +262,10 @@ class SendGridMailer(Mailer):
             if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
                 return SendResult("retry", detail=f"cannot reach SendGrid: {exc.reason}")
             return SendResult("unknown", detail=f"no answer from SendGrid: {exc.reason}")
-        except (TimeoutError, ConnectionResetError, http_client_errors()) as exc:
+        except (TimeoutError, ConnectionResetError, http.client.HTTPException) as exc:
             return SendResult("unknown", detail=f"no answer from SendGrid: {exc!r}")
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return SendResult("sent", provider_message_id=message_id, status_code=response.status_code)
-
-
-def http_client_errors() -> type[Exception]:
-    import http.client
-
-    return http.client.HTTPException
 
 
 def _retry_after(headers: object) -> float | None:
