@@ -8,6 +8,7 @@ PrefectDbtRunner (each dbt node becomes a Prefect task inside a flow).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,15 @@ def _collect(res: object) -> DbtResult:
 
 def run_dbt(warehouse: Warehouse, settings: Settings, args: list[str], *, use_prefect: bool = True) -> DbtResult:
     """Invoke dbt with args (e.g. ["build"]); raise DbtFailed when it fails."""
+    from csflow.playbooks import ensure_playbook_schema
+
+    # The project reads the playbook ledger (source ops.playbook_actions) that
+    # csflow writes after the build; on a new warehouse it must exist first.
+    engine = warehouse.engine()
+    try:
+        ensure_playbook_schema(engine)
+    finally:
+        engine.dispose()
     env = dbt_environment(warehouse, settings)
     os.environ.update(env)  # dbt's env_var() reads the process environment
     Path(env["DBT_TARGET_PATH"]).mkdir(parents=True, exist_ok=True)
@@ -96,6 +106,18 @@ def run_dbt(warehouse: Warehouse, settings: Settings, args: list[str], *, use_pr
     if not result.success:
         raise DbtFailed(f"dbt {' '.join(args)} failed: " + ("; ".join(result.failures[:5]) or "see dbt logs"))
     return result
+
+
+@functools.cache
+def _project_vars() -> dict:
+    import yaml
+
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8")).get("vars") or {}
+
+
+def dbt_var(name: str) -> object:
+    """A var's default from dbt_project.yml, for Python code that must agree with the models."""
+    return _project_vars()[name]
 
 
 def relation_counts(engine: sa.Engine, schemas: tuple[str, ...]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from csflow.config import Settings
+from csflow.dbt import dbt_var
 from csflow.outbox import InlineImage, Message, ensure_outbox_schema, queue_messages
 from csflow.playbooks import ensure_playbook_schema
 from csflow.render import Renderer
@@ -55,6 +56,7 @@ SECTIONS: dict[str, str] = {
         order by s.responded_at desc""",
 }
 COMMENT_DAYS = 7
+EFFECTIVENESS_MONTHS = 3  # months of playbook effectiveness in the KPI report
 
 
 @dataclass
@@ -124,6 +126,30 @@ def _chart(months: list[date], series: dict[str, list[float | None]], title: str
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def playbook_effectiveness(conn: sa.Connection, as_of: date, months: int = EFFECTIVENESS_MONTHS) -> list[dict]:
+    """marts.playbook_effectiveness summed per play over the last `months` months up to as_of."""
+    if conn.execute(sa.text("select to_regclass('marts.playbook_effectiveness')")).scalar() is None:
+        return []
+    first = date(as_of.year, as_of.month, 1)
+    for _ in range(months - 1):
+        first = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+    return [
+        dict(r)
+        for r in conn.execute(
+            sa.text(
+                """select playbook, sum(fired) as fired, sum(sent) as sent, sum(won) as won,
+                          sum(converted) as converted,
+                          cast(sum(converted) as numeric) / sum(fired) as conversion_rate,
+                          sum(attributed_revenue_base) as attributed_revenue_base
+                   from marts.playbook_effectiveness
+                   where month >= :first and month <= :as_of
+                   group by playbook order by playbook"""
+            ),
+            {"first": first, "as_of": as_of},
+        ).mappings()
+    ]
+
+
 def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: Renderer) -> Message:
     """The leadership KPI report for the ISO week of as_of."""
     rows = [
@@ -148,26 +174,18 @@ def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: R
             months, {"upsell rate": col("upsell_rate"), "cross-sell rate": col("cross_sell_rate")},
             "Expansion (%)", percent=True)),
     ]
-    effectiveness = [
-        dict(r)
-        for r in conn.execute(
-            sa.text(
-                """select playbook, count(*) as fired,
-                          count(*) filter (where status = 'sent') as sent,
-                          count(*) filter (where status = 'skipped') as skipped,
-                          count(*) filter (where outcome = 'won') as won
-                   from ops.playbook_actions
-                   where as_of_date > :since and as_of_date <= :as_of
-                   group by playbook order by playbook"""
-            ),
-            {"since": as_of - timedelta(days=90), "as_of": as_of},
-        ).mappings()
-    ]
+    effectiveness = playbook_effectiveness(conn, as_of)
     year, week, _ = as_of.isocalendar()
     rendered = renderer.render(
         "kpi_report",
         settings.internal_locale,
-        {"as_of_date": as_of, "week": f"{year}-W{week:02d}", "kpis": rows, "effectiveness": effectiveness},
+        {
+            "as_of_date": as_of,
+            "week": f"{year}-W{week:02d}",
+            "kpis": rows,
+            "effectiveness": effectiveness,
+            "base_currency": dbt_var("base_currency"),
+        },
     )
     return Message(
         dedupe_key=f"kpi-report:{year}-W{week:02d}",
@@ -180,8 +198,14 @@ def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: R
     )
 
 
-def build_digests(engine: sa.Engine, settings: Settings, as_of: date, include_kpi_report: bool = True) -> DigestReport:
-    """Build and queue the CSM digests (and the KPI report) for as_of."""
+def build_digests(
+    engine: sa.Engine,
+    settings: Settings,
+    as_of: date,
+    include_kpi_report: bool = True,
+    include_csm_digests: bool = True,
+) -> DigestReport:
+    """Build and queue the CSM digests and/or the KPI report for as_of."""
     from csflow.mailers import standalone_html
 
     ensure_playbook_schema(engine)
@@ -189,9 +213,11 @@ def build_digests(engine: sa.Engine, settings: Settings, as_of: date, include_kp
     renderer = Renderer()
     report = DigestReport()
     with engine.begin() as conn:
-        digests, report.csms_with_nothing = csm_digests(conn, settings, as_of, renderer)
-        report.csm_digests = len(digests)
-        messages: list[Message] = list(digests)
+        messages: list[Message] = []
+        if include_csm_digests:
+            digests, report.csms_with_nothing = csm_digests(conn, settings, as_of, renderer)
+            report.csm_digests = len(digests)
+            messages += digests
         if include_kpi_report:
             kpi = kpi_report(conn, settings, as_of, renderer)
             messages.append(kpi)

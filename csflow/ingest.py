@@ -767,14 +767,17 @@ def _load_rows(
 
 
 def find_landing_files(landing_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Map entity -> file, and list files that are not part of the contract."""
+    """Map entity -> file, and list files that are not part of the contract.
+
+    outcomes.csv is not ignored: the pipeline imports it (csflow/outcomes.py).
+    """
     if not landing_dir.is_dir():
         raise FileNotFoundError(f"landing folder {landing_dir} does not exist")
     found: dict[str, Path] = {}
     ignored: list[str] = []
     for path in sorted(landing_dir.iterdir()):
         if path.suffix not in (".csv", ".parquet") or path.stem not in ENTITIES:
-            if path.is_file() and not path.name.startswith("."):
+            if path.is_file() and not path.name.startswith(".") and path.name != "outcomes.csv":
                 ignored.append(path.name)
             continue
         if path.stem in found:

@@ -38,12 +38,7 @@ run_context as (
 
 fx_rates as (
 
-    select * from (
-        values
-        {%- for code, rate in var('fx_to_base').items() %}
-            ('{{ code }}', cast({{ rate }} as numeric)){{ "," if not loop.last }}
-        {%- endfor %}
-    ) as rates (currency, rate_to_base)
+    {{ fx_rates() }}
 
 ),
 
