@@ -66,6 +66,7 @@ create table if not exists ops.outbox (
   sent_at timestamptz
 );
 create index if not exists outbox_pending on ops.outbox (message_id) where status = 'pending';
+create index if not exists outbox_action on ops.outbox (action_id) where action_id is not null;
 create table if not exists ops.delivery_attempts (
   message_id bigint not null references ops.outbox (message_id) on delete cascade,
   attempt integer not null,
@@ -246,14 +247,15 @@ def mark_abandoned_unknown(engine: sa.Engine) -> list[int]:
     return [int(r) for r in rows]
 
 
-def claim_batch(engine: sa.Engine, sender_id: int, limit: int) -> list[Message]:
-    """Take up to `limit` due pending messages and mark them `sending` (committed)."""
+def claim_batch(engine: sa.Engine, sender_id: int, limit: int, kinds: tuple[str, ...] | None = None) -> list[Message]:
+    """Take up to `limit` due pending messages (of `kinds`, default all) and mark them `sending` (committed)."""
     with engine.begin() as conn:
         rows = conn.execute(
             sa.text(
                 """with due as (
                      select message_id from ops.outbox
                      where status = 'pending' and (next_attempt_at is null or next_attempt_at <= now())
+                       and (cast(:kinds as text[]) is null or kind = any(cast(:kinds as text[])))
                      order by message_id
                      limit :limit
                      for update skip locked)
@@ -262,7 +264,7 @@ def claim_batch(engine: sa.Engine, sender_id: int, limit: int) -> list[Message]:
                    from due where o.message_id = due.message_id
                    returning o.*"""
             ),
-            {"limit": limit, "sender": sender_id},
+            {"limit": limit, "sender": sender_id, "kinds": list(kinds) if kinds else None},
         ).all()
     return sorted((_row_to_message(r) for r in rows), key=lambda m: m.message_id or 0)
 
@@ -379,33 +381,79 @@ def deliver(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int], None] | None = None,
+    kinds: tuple[str, ...] | None = None,
 ) -> DeliveryReport:
-    """Drain the outbox through `mailer`; see the module docstring."""
+    """Drain the outbox (only messages of `kinds`, if given) through `mailer`; see the module docstring."""
     ensure_outbox_schema(engine)
     policy = policy or RetryPolicy()
     report = DeliveryReport(unknown=mark_abandoned_unknown(engine))
     if report.unknown:
         log.warning("%d message(s) were left in 'sending' by a stopped sender; marked unknown", len(report.unknown))
-    done = 0
     with sender_session(engine) as sender_id, _closing(mailer):
-        while limit is None or done < limit:
-            batch = claim_batch(engine, sender_id, batch_size if limit is None else min(batch_size, limit - done))
-            if not batch:
-                break
-            for i, message in enumerate(batch):
-                status = _deliver_one(engine, mailer, message, policy, sleep)
-                report.sent += status == "sent"
-                report.failed += status == "failed"
-                report.unknown_now += status == "unknown"
-                done += 1
-                if progress:
-                    progress(done)
-                if status == "pending":
-                    # Retries ran out: the provider is down for now. The rest of the
-                    # batch was never attempted, so it safely goes back to pending.
-                    report.requeued += 1 + _release([m.message_id for m in batch[i + 1 :]], engine)
-                    return report
+        _drain(engine, mailer, sender_id, report, batch_size, limit, policy, sleep, progress, kinds)
+    settle_actions(engine)  # a sender that stops before this is caught up by the next
     return report
+
+
+def _drain(
+    engine: sa.Engine,
+    mailer: Mailer,
+    sender_id: int,
+    report: DeliveryReport,
+    batch_size: int,
+    limit: int | None,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    progress: Callable[[int], None] | None,
+    kinds: tuple[str, ...] | None,
+) -> None:
+    done = 0
+    while limit is None or done < limit:
+        batch = claim_batch(engine, sender_id, batch_size if limit is None else min(batch_size, limit - done), kinds)
+        if not batch:
+            return
+        for i, message in enumerate(batch):
+            status = _deliver_one(engine, mailer, message, policy, sleep)
+            report.sent += status == "sent"
+            report.failed += status == "failed"
+            report.unknown_now += status == "unknown"
+            done += 1
+            if progress:
+                progress(done)
+            if status == "pending":
+                # Retries ran out: the provider is down for now. The rest of the
+                # batch was never attempted, so it safely goes back to pending.
+                report.requeued += 1 + _release([m.message_id for m in batch[i + 1 :]], engine)
+                return
+
+
+def settle_actions(engine: sa.Engine) -> int:
+    """Give pending playbook firings the status of their messages.
+
+    A firing is `sent` once any of its messages is sent, and `failed` once all
+    of them failed or were cancelled; otherwise it stays `pending`. Idempotent,
+    so a sender that died before this step is caught up by the next one.
+    """
+    with engine.begin() as conn:
+        if conn.execute(sa.text("select to_regclass('ops.playbook_actions')")).scalar() is None:
+            return 0
+        return conn.execute(
+            sa.text(
+                """with settled as (
+                     select o.action_id,
+                            bool_or(o.status = 'sent') as any_sent,
+                            bool_and(o.status in ('failed', 'cancelled')) as all_failed
+                     from ops.playbook_actions a
+                     join ops.outbox o on o.action_id = a.action_id
+                     where a.status = 'pending'
+                     group by o.action_id
+                   )
+                   update ops.playbook_actions a
+                   set status = case when s.any_sent then 'sent' else 'failed' end
+                   from settled s
+                   where a.action_id = s.action_id and a.status = 'pending' and (s.any_sent or s.all_failed)"""
+            )
+        ).rowcount
 
 
 @contextmanager
@@ -463,3 +511,4 @@ def resolve_unknown(engine: sa.Engine, message_id: int, status: str) -> None:
         ).rowcount
     if not updated:
         raise ValueError(f"message {message_id} is not in status unknown")
+    settle_actions(engine)

@@ -3,15 +3,20 @@ stops customer email, unsubscribed contacts get nothing, names are escaped."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from csflow.config import ConfigError
+from csflow.dbt import run_dbt
+from csflow.mailers import FileMailer
+from csflow.outbox import deliver
 from csflow.playbooks import load_playbooks, run_playbooks
 from csflow.render import Renderer
+from csflow.run_context import write_run_context
 from tests.conftest import EVIL
 
 AS_OF = date(2026, 3, 31)
@@ -120,3 +125,73 @@ def test_the_shipped_playbooks_load_with_all_their_templates() -> None:
         "single_feature_cross_sell",
         "high_interest",
     ]
+
+
+def test_a_30_day_backfill_fires_each_occasion_once_on_the_first_day_it_appears(built_marts, marts_engine) -> None:
+    """The audiences are rebuilt by dbt for each of 30 days, as a backfill does,
+    and the plays run after each build: an occasion present on many days fires
+    once, on its first day, and cooldowns hold across days."""
+    db, settings = built_marts
+    config = load_playbooks(settings.playbooks_file)
+    days = [AS_OF - timedelta(days=29 - i) for i in range(30)]  # ends on AS_OF: the marts end as they were
+    first_seen: dict[tuple[str, str], date] = {}
+    days_seen: dict[tuple[str, str], int] = defaultdict(int)
+    fired = 0
+    for day in days:
+        write_run_context(marts_engine, day, "backfill-test", settings.timezone)
+        # Only what the audiences need (views too: rebuilding a table drops the views over it).
+        run_dbt(db, settings, ["run", "--select", "+tag:audience"], use_prefect=False)
+        with marts_engine.connect() as conn:
+            for play in config.playbooks:
+                for key in conn.execute(sa.text(f"select occasion_key from marts.{play.audience}")).scalars():
+                    first_seen.setdefault((play.name, key), day)
+                    days_seen[(play.name, key)] += 1
+        fired += sum(r.fired for r in run_playbooks(marts_engine, settings, day, gate_open=True, config=config))
+    with marts_engine.connect() as conn:
+        actions = conn.execute(sa.text("select playbook, occasion_key, account_id, as_of_date from ops.playbook_actions")).all()
+        messages = conn.execute(sa.text("select count(*), count(distinct dedupe_key) from ops.outbox")).one()
+    assert len(actions) == fired and messages[0] == messages[1]
+    assert sum(n > 1 for n in days_seen.values()) > 10, "occasions should recur across days"
+    cooldown = {p.name: p.cooldown_days for p in config.playbooks}
+    for playbook, key, _, fired_on in actions:
+        assert fired_on == first_seen[(playbook, key)] or cooldown[playbook] > 0
+    without_cooldown = {k for k in first_seen if cooldown[k[0]] == 0}
+    assert {(p, k) for p, k, *_ in actions if cooldown[p] == 0} == without_cooldown
+    by_account: dict[tuple[str, str], list[date]] = defaultdict(list)
+    for playbook, _, account, fired_on in actions:
+        by_account[(playbook, account)].append(fired_on)
+    for (playbook, _), dates in by_account.items():
+        dates.sort()
+        assert all((b - a).days >= cooldown[playbook] for a, b in zip(dates, dates[1:], strict=False))
+
+
+def test_delivery_gives_each_firing_the_status_of_its_messages(built, marts_engine, tmp_path: Path) -> None:
+    run_playbooks(marts_engine, built, AS_OF, gate_open=True)
+    with marts_engine.begin() as conn:
+        # One firing's only message fails permanently before the sender gets to it.
+        failing = conn.execute(
+            sa.text(
+                "update ops.outbox set status = 'failed' where message_id = (select min(message_id) from ops.outbox "
+                "where action_id in (select action_id from ops.outbox group by 1 having count(*) = 1)) returning action_id"
+            )
+        ).scalar_one()
+    report = deliver(marts_engine, FileMailer(tmp_path, "csflow@example.com"))
+    assert report.sent > 0
+    with marts_engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                sa.text(
+                    """select a.action_id, a.status from ops.playbook_actions a
+                       where exists (select 1 from ops.outbox o where o.action_id = a.action_id)"""
+                )
+            ).all()
+        )
+        without_messages = conn.execute(
+            sa.text(
+                """select distinct a.status from ops.playbook_actions a
+                   where not exists (select 1 from ops.outbox o where o.action_id = a.action_id)"""
+            )
+        ).scalars().all()
+    assert statuses.pop(failing) == "failed"
+    assert set(statuses.values()) == {"sent"}
+    assert "sent" not in without_messages  # a firing with nothing to send is never called sent
