@@ -53,6 +53,9 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     dbt_threads: int = 4
+    # Server-side limit on any one SQL statement of csflow or dbt (0: none), so a
+    # stuck query fails its task (which Prefect may retry) instead of hanging the night.
+    statement_timeout_seconds: int = 1800
     playbooks_file: Path = Path("playbooks.yml")
     # Customer email carries <unsubscribe_base_url>?c=<contact>&t=<token>; the
     # token is derived from unsubscribe_secret so links cannot be forged.

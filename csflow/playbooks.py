@@ -11,7 +11,9 @@ records it. Per play, one transaction:
 4. for those, create ops.tasks and queue rendered messages in ops.outbox.
 
 A closed validation gate stops customer-facing rules; they fire on a later
-run once the data can be trusted again.
+run once the data can be trusted again. A backfill of past dates holds them
+the same way (unless asked to send): an occasion that is still current fires
+when today's run sees it, and one that has passed is not emailed late.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class PlayResult:
     skipped: int = 0  # fired, but nobody could be emailed (recorded with a reason)
     cooling_down: int = 0
     blocked_by_gate: int = 0
+    held_past_date: int = 0  # customer-facing, not fired: a backfill of a past date
     unmatched: int = 0
     messages: int = 0
     tasks: int = 0
@@ -273,6 +276,7 @@ def run_play(
     as_of: date,
     gate_open: bool,
     directory: _Directory,
+    customer_email: bool = True,
 ) -> PlayResult:
     result = PlayResult(play.name)
     with engine.begin() as conn:
@@ -293,6 +297,9 @@ def run_play(
                 continue
             if rule.customer_facing and not gate_open:
                 result.blocked_by_gate += 1
+                continue
+            if rule.customer_facing and not customer_email:
+                result.held_past_date += 1
                 continue
             people, why_nobody = _recipients(rule, row, directory, settings) if rule.recipients else ([], "")
             planned.append((row, rule, people, why_nobody))
@@ -385,12 +392,23 @@ def run_play(
 
 
 def run_playbooks(
-    engine: sa.Engine, settings: Settings, as_of: date, gate_open: bool, config: PlaybookConfig | None = None
+    engine: sa.Engine,
+    settings: Settings,
+    as_of: date,
+    gate_open: bool,
+    config: PlaybookConfig | None = None,
+    customer_email: bool = True,
 ) -> list[PlayResult]:
-    """Run every play of playbooks.yml for one as_of; see the module docstring."""
+    """Run every play of playbooks.yml for one as_of; see the module docstring.
+
+    customer_email=False holds customer-facing rules (a backfill of past dates).
+    """
     renderer = Renderer()
     config = config or load_playbooks(settings.playbooks_file, renderer)
     ensure_playbook_schema(engine)
     with engine.connect() as conn:
         directory = _Directory.load(conn)
-    return [run_play(engine, play, config, settings, renderer, as_of, gate_open, directory) for play in config.playbooks]
+    return [
+        run_play(engine, play, config, settings, renderer, as_of, gate_open, directory, customer_email)
+        for play in config.playbooks
+    ]

@@ -31,9 +31,17 @@ class Warehouse:
     url: URL
     embedded: bool
     pgdata: Path | None = None
+    # Enforced by the server for every statement csflow and dbt send (0: none).
+    statement_timeout_seconds: int = 0
+    connect_timeout_seconds: int = 10
+
+    @property
+    def pg_options(self) -> str:
+        return f"-c statement_timeout={self.statement_timeout_seconds * 1000}"
 
     def engine(self, **kwargs: object) -> sa.Engine:
-        return sa.create_engine(self.url, pool_pre_ping=True, **kwargs)
+        connect_args = {"options": self.pg_options, "connect_timeout": self.connect_timeout_seconds}
+        return sa.create_engine(self.url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
     @property
     def display(self) -> str:
@@ -52,6 +60,7 @@ class Warehouse:
             "CSFLOW_DBT_PASSWORD": self.url.password or "",
             "CSFLOW_DBT_DBNAME": self.url.database or "postgres",
             "CSFLOW_DBT_THREADS": str(threads),
+            "PGOPTIONS": self.pg_options,  # libpq reads it: dbt's statements get the same timeout
         }
 
 
@@ -135,7 +144,11 @@ def _start_embedded(pgdata: Path) -> tuple[object, URL]:
 def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
     """Yield the configured warehouse, starting the embedded one if needed."""
     if settings.database_url:
-        warehouse = Warehouse(_driver_url(make_url(settings.database_url)), embedded=False)
+        warehouse = Warehouse(
+            _driver_url(make_url(settings.database_url)),
+            embedded=False,
+            statement_timeout_seconds=settings.statement_timeout_seconds,
+        )
         check_reachable(warehouse)
         yield warehouse
         return
@@ -149,7 +162,7 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
             f"the embedded warehouse under {pgdata} did not start ({exc.__class__.__name__}); "
             f"see {log_file}"
         ) from exc
-    warehouse = Warehouse(url, embedded=True, pgdata=pgdata)
+    warehouse = Warehouse(url, embedded=True, pgdata=pgdata, statement_timeout_seconds=settings.statement_timeout_seconds)
     try:
         with server:  # type: ignore[attr-defined]
             yield warehouse

@@ -3,7 +3,9 @@ PostgreSQL: ingest, dbt build, validation, playbooks, delivery to files."""
 
 from __future__ import annotations
 
+import email
 from datetime import date
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import sqlalchemy as sa
 
 from csflow.contract import ENTITIES
 from csflow.generate import generate
+
+AS_OF = date(2026, 3, 31)
 
 
 @pytest.fixture
@@ -26,28 +30,81 @@ def pipeline_env(warehouse, settings_for, tmp_path: Path, monkeypatch: pytest.Mo
     return settings
 
 
-def test_run_pipeline_end_to_end(prefect_harness, pipeline_env, engine: sa.Engine, tmp_path: Path) -> None:
+def outbox_rows(engine: sa.Engine) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select kind, is_customer_facing, status, subject from ops.outbox")).all()
+
+
+def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, engine: sa.Engine, tmp_path: Path) -> None:
+    """A backfill of a past date, then the same date as today's run, then again:
+    customer email waits for the present, internal alerts fire once, nothing twice."""
+    from flows.backfill import backfill
     from flows.run_pipeline import run_pipeline
+    from flows.send_digests import send_digests
 
     landing = tmp_path / "landing"
-    written = generate(landing, accounts=80, seed=11, as_of=date(2026, 3, 31))
-    summary = run_pipeline(as_of=date(2026, 3, 31), landing_dir=str(landing))
+    written = generate(landing, accounts=80, seed=11, as_of=AS_OF)
 
-    assert summary["as_of"] == "2026-03-31"
-    assert {f["entity"]: f["rows_loaded"] for f in summary["files"]} == written
-    assert summary["dbt"]["counts"].get("error", 0) == 0 and summary["dbt"]["counts"].get("fail", 0) == 0
-    built = set(summary["dbt"]["built"])
-    assert {f"staging.stg_landing__{name}" for name in ENTITIES} <= built
-    assert {"marts.purchase_trends", "marts.renewal_windows", "marts.account_health", "marts.kpi_monthly"} <= built
-    assert summary["gate_open"], summary["validation_markdown"]
-    fired = sum(p["fired"] for p in summary["playbooks"])
-    assert fired > 0 and summary["delivery"]["sent"] >= fired - sum(p["skipped"] for p in summary["playbooks"])
-    assert (tmp_path / "outbox" / "index.html").exists()
-    assert summary["data_docs"] and Path(summary["data_docs"]).exists()
+    # 1. Backfill: AS_OF is in the past, so customer-facing plays are held, not fired.
+    [day] = backfill(start=AS_OF, end=AS_OF, landing_dir=str(landing))
+    assert day["gate_open"] and day["fired"] > 0 and day["held_past_date"] > 0
+    assert not any(customer for _, customer, *_ in outbox_rows(engine))
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from ops.validation_runs")).scalar_one() == 1
         for name, rows in written.items():
             assert conn.execute(sa.text(f"select count(*) from staging.stg_landing__{name}")).scalar_one() == rows
 
-    again = run_pipeline(as_of=date(2026, 3, 31), landing_dir=str(landing))  # nothing is sent twice
+    # 2. The nightly run for the same date: held occasions fire now, the rest do not fire again.
+    summary = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
+    assert summary["as_of"] == AS_OF.isoformat()
+    assert {f["entity"]: f["rows_loaded"] for f in summary["files"]} == written
+    assert summary["dbt"]["counts"].get("error", 0) == 0 and summary["dbt"]["counts"].get("fail", 0) == 0
+    built = set(summary["dbt"]["built"])
+    assert {f"staging.stg_landing__{name}" for name in ENTITIES} <= built
+    assert {"marts.purchase_trends", "marts.renewal_windows", "marts.account_health", "marts.kpi_monthly"} <= built
+    assert "marts.playbook_effectiveness" in built
+    assert summary["gate_open"], summary["validation_markdown"]
+    fired = {p["playbook"]: p["fired"] for p in summary["playbooks"]}
+    assert fired["post_training_survey"] > 0 and fired["usage_decline"] == 0
+    assert summary["delivery"]["sent"] > 0 and set(summary["timings"]) >= {"ingest", "dbt_build", "validate", "deliver"}
+    rows = outbox_rows(engine)
+    assert any(customer for _, customer, *_ in rows) and {status for _, _, status, _ in rows} == {"sent"}
+    assert (tmp_path / "outbox" / "index.html").exists()
+    assert summary["data_docs"] and Path(summary["data_docs"]).exists()
+
+    # 3. Digests and the KPI report, built from the run's marts, once per period.
+    digests = send_digests(as_of=AS_OF, csm_digests=True, kpi_report=True)
+    assert digests["csm_digests"] > 0 and digests["kpi_report"] and digests["delivery"]["sent"] == digests["queued"]
+    assert send_digests(as_of=AS_OF, csm_digests=True, kpi_report=True)["queued"] == 0
+
+    # 4. Repeating the run fires and sends nothing.
+    again = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
     assert sum(p["fired"] for p in again["playbooks"]) == 0 and again["delivery"]["sent"] == 0
+    with engine.connect() as conn:
+        pending = conn.execute(sa.text("select count(*) from ops.playbook_actions where status = 'pending'")).scalar_one()
+    assert pending == 0  # every firing took the status of its messages
+
+
+def test_a_failed_run_emails_the_data_team(prefect_harness, pipeline_env, tmp_path: Path) -> None:
+    from flows.run_pipeline import run_pipeline
+
+    with pytest.raises(FileNotFoundError):
+        run_pipeline(as_of=AS_OF, landing_dir=str(tmp_path / "no-such-folder"))
+    [alert] = (tmp_path / "outbox").glob("*-alert-*.eml")
+    message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
+    assert message["To"] == "data-team@example.com"
+    assert "run_pipeline failed" in message["Subject"]
+    assert "no-such-folder" in message.get_body(("plain",)).get_content()
+
+
+def test_backfill_ranges_are_checked_before_anything_runs() -> None:
+    from flows.backfill import backfill_dates
+
+    today = date(2026, 11, 23)
+    assert backfill_dates(date(2026, 11, 21), today, today) == [date(2026, 11, 21), date(2026, 11, 22), today]
+    with pytest.raises(ValueError, match="start 2026-03-05 is after end 2026-03-01"):
+        backfill_dates(date(2026, 3, 5), date(2026, 3, 1), today)
+    with pytest.raises(ValueError, match="end 2026-11-24 is in the future"):
+        backfill_dates(today, date(2026, 11, 24), today)
+    with pytest.raises(ValueError, match="split ranges longer than 366 days"):
+        backfill_dates(date(2024, 1, 1), today, today)

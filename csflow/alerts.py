@@ -1,0 +1,67 @@
+"""Alerts to the data team: a closed validation gate, a failed flow run.
+
+An alert goes through the outbox like any message (kind `alert`, queued once
+per dedupe key) and is delivered at once, alone: other pending messages wait
+for their own run's delivery step. When the warehouse itself is what failed,
+the alert is handed straight to the mailer instead, so bad news still leaves.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from csflow.config import Settings
+from csflow.outbox import DeliveryReport, Message, deliver, ensure_outbox_schema, queue_messages
+
+log = logging.getLogger(__name__)
+
+
+def alert_message(settings: Settings, dedupe_key: str, subject: str, text: str) -> Message:
+    return Message(
+        dedupe_key=dedupe_key,
+        kind="alert",
+        to_email=settings.data_team_email,
+        subject=f"[csflow] {subject}",
+        html_body="<pre style='font-family:monospace;white-space:pre-wrap'>" + html.escape(text) + "</pre>",
+        text_body=text,
+    )
+
+
+def queue_alert(engine, settings: Settings, dedupe_key: str, subject: str, text: str) -> bool:
+    """Queue an alert once per dedupe_key; True when it was newly queued."""
+    ensure_outbox_schema(engine)
+    with engine.begin() as conn:
+        return bool(queue_messages(conn, [alert_message(settings, dedupe_key, subject, text)]))
+
+
+def send_alert_now(settings: Settings, dedupe_key: str, subject: str, text: str) -> str:
+    """Queue and deliver one alert; falls back to the mailer alone when the warehouse is down.
+
+    Returns how it left: "outbox", "direct" or "already sent".
+    """
+    from csflow.mailers import make_mailer
+    from csflow.warehouse import open_warehouse
+
+    try:
+        with open_warehouse(settings) as warehouse:
+            engine = warehouse.engine()
+            try:
+                fresh = queue_alert(engine, settings, dedupe_key, subject, text)
+                report: DeliveryReport = deliver(engine, make_mailer(settings), kinds=("alert",))
+            finally:
+                engine.dispose()
+        log.info("alert %s: %s", dedupe_key, report.line())
+        return "outbox" if fresh else "already sent"
+    except Exception as exc:  # the warehouse may be what failed: the alert must still leave
+        log.warning("outbox unavailable (%s); sending the alert directly", exc)
+        message = alert_message(settings, dedupe_key, subject, text)
+        message.message_id = 0
+        mailer = make_mailer(settings)
+        try:
+            result = mailer.send(message)
+        finally:
+            mailer.close()
+        if result.outcome != "sent":
+            raise RuntimeError(f"could not alert the data team: {result.outcome} {result.detail}") from exc
+        return "direct"
