@@ -505,45 +505,25 @@ def backfill(
 @app.command()
 @user_errors
 def doctor() -> None:
-    """Check the set-up: warehouse, schemas, email backend, dbt and Prefect."""
-    import sqlalchemy as sa
+    """Check the set-up: settings, warehouse, dbt, landing folder, playbooks, email, Prefect.
 
-    from csflow.dbt import DBT_PROJECT_DIR
-    from csflow.warehouse import open_warehouse, server_version
+    Each line is ok, warn (works, but probably not what you meant) or FAIL (a
+    run would fail); the exit status is 1 when anything fails.
+    Example: `CSFLOW_EMAIL_BACKEND=sendgrid csflow doctor`
+    """
+    from csflow.config import PROJECT_DIR
+    from csflow.doctor import run_checks
 
-    settings = _settings()
-    table = Table("check", "result", title="csflow doctor", show_lines=False)
-    table.add_row("settings", settings.source)
-    problems = 0
-    try:
-        with open_warehouse(settings) as warehouse:
-            engine = warehouse.engine()
-            version = server_version(engine)
-            with engine.connect() as conn:
-                schemas = conn.execute(
-                    sa.text(
-                        "select nspname from pg_namespace where nspname not like 'pg\\_%' "
-                        "and nspname <> 'information_schema' order by 1"
-                    )
-                ).scalars().all()
-            engine.dispose()
-            source = "" if warehouse.embedded else " (from CSFLOW_DATABASE_URL / database_url)"
-            table.add_row("warehouse", warehouse.display + source)
-            table.add_row("server", f"PostgreSQL {version // 10000}.{version % 10000}")
-            table.add_row("schemas", ", ".join(schemas))
-    except ConfigError as exc:
-        problems += 1
-        table.add_row("warehouse", f"[red]{exc}[/]")
-    table.add_row("email backend", f"{settings.email_backend} (outbox {settings.outbox_dir})")
-    table.add_row("time zone", settings.timezone)
-    dbt_ok = (DBT_PROJECT_DIR / "dbt_project.yml").exists() and (DBT_PROJECT_DIR / "profiles.yml").exists()
-    problems += not dbt_ok
-    table.add_row("dbt", f"project {DBT_PROJECT_DIR}" if dbt_ok else f"[red]no dbt project at {DBT_PROJECT_DIR}[/]")
-    api = os.environ.get("PREFECT_API_URL")
-    table.add_row("Prefect", f"API {api}" if api else "no PREFECT_API_URL: flows run with a temporary local server")
-    table.add_row("landing folder", f"{settings.landing_dir} ({'found' if settings.landing_dir.is_dir() else 'missing'})")
+    checks = run_checks(_settings(), PROJECT_DIR)
+    style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+    table = Table("check", "", "detail", title="csflow doctor")
+    for c in checks:
+        table.add_row(c.name, style[c.status], c.detail)
     console.print(table)
-    if problems:
+    failed = [c for c in checks if c.status == "fail"]
+    for c in failed:
+        err.print(f"[bold red]csflow:[/] {c.detail}", highlight=False, soft_wrap=True)
+    if failed:
         raise typer.Exit(1)
 
 

@@ -25,6 +25,7 @@ def cli_env(warehouse, settings_for, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     settings = settings_for(warehouse)
     monkeypatch.setenv("CSFLOW_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CSFLOW_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("CSFLOW_PLAYBOOKS_FILE", str(Path(__file__).parents[1] / "playbooks.yml"))
     monkeypatch.chdir(tmp_path)
     return settings
 
@@ -79,4 +80,36 @@ def test_doctor_reports_the_warehouse(cli_env) -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "PostgreSQL 18" in text
-    assert "email backend" in text and "file" in text
+    assert "file backend" in text
+
+
+def test_doctor_catches_common_set_up_mistakes(cli_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    land = tmp_path / "landing"
+    write_csv(land, "acounts.csv", "account_id\nA1")  # a misspelt contract file
+    playbooks = tmp_path / "playbooks.yml"
+    playbooks.write_text(
+        "playbooks:\n  - name: x\n    audience: a\n    rules:\n      - channel: csm_alert\n"
+        "        recipients: [owner_csm]\n        template: renewal_alret_csm\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CSFLOW_LANDING_DIR", str(land))
+    monkeypatch.setenv("CSFLOW_PLAYBOOKS_FILE", str(playbooks))
+    monkeypatch.setenv("CSFLOW_EMAIL_BACKEND", "sendgrid")
+    monkeypatch.setenv("CSFLOW_DATA_TEAM_EMAIL", "data-team")
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1
+    errors = [" ".join(line.split()) for line in result.stderr.splitlines() if line.startswith("csflow:")]
+    assert any("no template templates/renewal_alret_csm" in e for e in errors), errors
+    assert any("'data-team' is not an email address (setting data_team_email, CSFLOW_DATA_TEAM_EMAIL)" in e for e in errors)
+    assert any("set SENDGRID_API_KEY or create a Prefect Secret block" in e for e in errors)
+    assert any("PREFECT_API_URL http://127.0.0.1:9/api does not answer" in e for e in errors)
+    # Warnings do not fail the command; the table shows them (checked here without its wrapping).
+    from csflow.config import load_settings
+    from csflow.doctor import check_email, check_landing
+
+    settings = load_settings()
+    landing = check_landing(settings)
+    assert landing.status == "warn" and "not part of the contract (check the names): acounts.csv" in landing.detail
+    assert any(c.status == "warn" and "unsubscribe_secret is the default" in c.detail for c in check_email(settings))

@@ -1,0 +1,166 @@
+"""`csflow doctor`: the set-up mistakes people actually make, checked in one go.
+
+Each check returns a Check: ok, warn (works, but probably not what you want)
+or fail (a run would fail). Checks never change anything, except that the
+embedded warehouse is started to see that it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from csflow.config import ConfigError, Settings, env_name
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+def check_warehouse(settings: Settings) -> list[Check]:
+    import sqlalchemy as sa
+
+    from csflow.warehouse import open_warehouse, server_version
+
+    try:
+        with open_warehouse(settings) as warehouse:
+            engine = warehouse.engine()
+            try:
+                version = server_version(engine)
+                with engine.connect() as conn:
+                    schemas = conn.execute(
+                        sa.text("select nspname from pg_namespace where nspname in ('raw', 'staging', 'marts', 'ops') order by 1")
+                    ).scalars().all()
+            finally:
+                engine.dispose()
+    except ConfigError as exc:
+        return [Check("warehouse", "fail", str(exc))]
+    where = warehouse.display + ("" if warehouse.embedded else f" (from {env_name('database_url')} / database_url)")
+    checks = [Check("warehouse", "ok", f"{where}, PostgreSQL {version // 10000}.{version % 10000}")]
+    if "marts" not in schemas:
+        checks.append(Check("marts", "warn", "no marts yet: run `csflow run` (or `csflow demo`) once"))
+    else:
+        checks.append(Check("schemas", "ok", ", ".join(schemas)))
+    return checks
+
+
+def check_landing(settings: Settings) -> Check:
+    from csflow.contract import ENTITIES
+    from csflow.ingest import FileUnusable, find_landing_files
+
+    setting = f"setting landing_dir ({env_name('landing_dir')})"
+    try:
+        found, ignored = find_landing_files(settings.landing_dir)
+    except FileNotFoundError:
+        return Check("landing folder", "warn", f"{settings.landing_dir} does not exist ({setting})")
+    except FileUnusable as exc:
+        return Check("landing folder", "fail", str(exc))
+    detail = f"{settings.landing_dir}: {len(found)} of {len(ENTITIES)} contract files"
+    missing = [e for e in ENTITIES if e not in found]
+    if missing:
+        detail += f"; absent: {', '.join(missing)}"
+    if ignored:
+        detail += f"; not part of the contract (check the names): {', '.join(ignored)}"
+    return Check("landing folder", "warn" if ignored or "accounts" not in found else "ok", detail)
+
+
+def check_playbooks(settings: Settings) -> Check:
+    from csflow.playbooks import load_playbooks
+    from csflow.render import Renderer
+
+    try:
+        config = load_playbooks(settings.playbooks_file, Renderer())
+    except ConfigError as exc:
+        return Check("playbooks", "fail", str(exc))
+    return Check("playbooks", "ok", f"{settings.playbooks_file}: {', '.join(p.name for p in config.playbooks)}")
+
+
+def check_email(settings: Settings) -> list[Check]:
+    checks = []
+    for name in ("from_email", "data_team_email", "leadership_email"):
+        value = getattr(settings, name)
+        if not EMAIL.match(value):
+            checks.append(Check(name, "fail", f"{value!r} is not an email address (setting {name}, {env_name(name)})"))
+    backend = settings.email_backend
+    if backend == "file":
+        checks.append(Check("email", "ok", f"file backend: messages are written to {settings.outbox_dir}, nothing leaves"))
+    elif backend == "sendgrid":
+        from csflow.mailers import sendgrid_api_key
+
+        try:
+            key = sendgrid_api_key(settings)
+            source = "SENDGRID_API_KEY" if os.environ.get("SENDGRID_API_KEY") else f"Secret block {settings.sendgrid_secret_block!r}"
+            status = "ok" if key.startswith("SG.") else "warn"
+            note = "" if status == "ok" else "; SendGrid keys start with 'SG.'"
+            checks.append(Check("email", status, f"sendgrid at {settings.sendgrid_host}, key from {source}{note}"))
+        except ConfigError as exc:
+            checks.append(Check("email", "fail", str(exc)))
+    else:
+        try:
+            with socket.create_connection((settings.smtp_host, settings.smtp_port), timeout=5):
+                pass
+            checks.append(Check("email", "ok", f"smtp {settings.smtp_host}:{settings.smtp_port} answers"))
+        except OSError as exc:
+            checks.append(
+                Check("email", "fail", f"smtp {settings.smtp_host}:{settings.smtp_port} unreachable ({exc}); settings smtp_host, smtp_port")
+            )
+    if backend != "file" and settings.unsubscribe_secret == "change-me":
+        checks.append(
+            Check("unsubscribe", "warn", f"unsubscribe_secret is the default: set {env_name('unsubscribe_secret')} so links cannot be forged")
+        )
+    return checks
+
+
+def check_prefect(settings: Settings, project_dir: Path) -> list[Check]:
+    checks = []
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        checks.append(Check("Prefect", "ok", "no PREFECT_API_URL: flows run with a temporary local server"))
+    else:
+        import httpx
+
+        try:
+            httpx.get(api.rstrip("/") + "/health", timeout=5).raise_for_status()
+            checks.append(Check("Prefect", "ok", f"API {api} answers"))
+        except httpx.HTTPError as exc:
+            checks.append(Check("Prefect", "fail", f"PREFECT_API_URL {api} does not answer ({exc}); start `prefect server start`"))
+        if not os.environ.get("CSFLOW_PROJECT_DIR"):
+            checks.append(Check("deployments", "warn", "CSFLOW_PROJECT_DIR is unset: deployed flows will not find this checkout"))
+    manifest = project_dir / "prefect.yaml"
+    if manifest.exists():
+        zones = {
+            s.get("timezone")
+            for d in (yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}).get("deployments") or []
+            for s in d.get("schedules") or []
+        }
+        other = sorted(z for z in zones if z and z != settings.timezone)
+        if other:
+            checks.append(
+                Check("schedules", "warn", f"prefect.yaml schedules run in {', '.join(other)} but timezone is {settings.timezone}")
+            )
+    return checks
+
+
+def run_checks(settings: Settings, project_dir: Path) -> list[Check]:
+    from csflow.dbt import DBT_PROJECT_DIR
+
+    checks = [Check("settings", "ok", settings.source)]
+    checks += check_warehouse(settings)
+    dbt_ok = (DBT_PROJECT_DIR / "dbt_project.yml").exists() and (DBT_PROJECT_DIR / "profiles.yml").exists()
+    checks.append(Check("dbt", "ok" if dbt_ok else "fail", f"project {DBT_PROJECT_DIR}" if dbt_ok else f"no dbt project at {DBT_PROJECT_DIR}"))
+    checks.append(check_landing(settings))
+    checks.append(check_playbooks(settings))
+    checks += check_email(settings)
+    checks.append(Check("time zone", "ok", settings.timezone))
+    checks += check_prefect(settings, project_dir)
+    return checks
