@@ -6,7 +6,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -234,13 +234,21 @@ def demo(
     settings = _settings()
     day = parse_as_of(as_of, settings)
     console.rule("[bold]csflow demo")
-    console.print(f"1/2 Generating {accounts} accounts of demo data into {out} (as_of {day})")
+    console.print(f"1/3 Generating {accounts} accounts of demo data into {out} (as_of {day})")
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as update:
         run_generate(out, accounts=accounts, seed=seed, as_of=day, progress=lambda e, n: update(e, n, n))
-    console.print("2/2 Running the pipeline (ingest -> dbt build -> validate -> playbooks -> deliver) through Prefect")
+    console.print("2/3 Running the pipeline (ingest -> dbt build -> validate -> playbooks -> deliver) through Prefect")
     summary = _run(day.isoformat(), out)
     _print_run(summary)
+    console.print("3/3 Sending the CSM digests and the leadership KPI report")
+    from flows.send_digests import send_digests
+
+    digests = send_digests(as_of=day, csm_digests=True, kpi_report=True)
+    console.print(
+        f"{digests['csm_digests']} CSM digest(s), KPI report {'built' if digests['kpi_report'] else 'not built'}; "
+        f"delivery: {digests['delivery']['sent']} sent"
+    )
     with open_warehouse(settings) as warehouse:
         engine = warehouse.engine()
         _tour(engine, day)
@@ -255,10 +263,13 @@ def demo(
     console.print(
         f"Emails: open [bold]{settings.outbox_dir / 'index.html'}[/] (every message, with links)\n"
         + (f"Data Docs: {summary['data_docs']}\n" if summary.get("data_docs") else "")
+        + (f"KPI report: {digests['kpi_report_file']}\n" if digests.get("kpi_report_file") else "")
         + f"Warehouse: {where} (schemas raw, staging, intermediate, marts, ops)\n"
         f"Landing files: {out}; rejected rows: select * from raw.current_load_rejects\n"
-        "Try next: `csflow doctor`, `csflow outbox`, `csflow send --dry-run`, "
-        f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), `csflow --help`",
+        "Try next: `csflow doctor`, `csflow outbox`, "
+        f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), "
+        "`csflow outcome ACTION_ID won` (then see marts.playbook_effectiveness), "
+        f"`csflow backfill {day - timedelta(days=6)} {day} --landing {out}`, `csflow --help`",
         soft_wrap=True,
     )
 
