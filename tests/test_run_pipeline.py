@@ -77,9 +77,14 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
     assert digests["csm_digests"] > 0 and digests["kpi_report"] and digests["delivery"]["sent"] == digests["queued"]
     assert send_digests(as_of=AS_OF, csm_digests=True, kpi_report=True)["queued"] == 0
 
-    # 4. Repeating the run fires and sends nothing.
+    # 4. Repeating the run fires and sends nothing; an outcomes.csv in the landing folder is imported.
+    with engine.connect() as conn:
+        action_id = conn.execute(sa.text("select min(action_id) from ops.playbook_actions")).scalar_one()
+    (landing / "outcomes.csv").write_text(f"action_id,outcome,note\n{action_id},won,renewed\n0,won,\n", encoding="utf-8")
     again = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
     assert sum(p["fired"] for p in again["playbooks"]) == 0 and again["delivery"]["sent"] == 0
+    assert again["outcomes"]["recorded"] == 1 and again["outcomes"]["rejects"] == [(3, "action_id 0: no such firing")]
+    assert "outcomes.csv" not in again["ignored"]
     with engine.connect() as conn:
         pending = conn.execute(sa.text("select count(*) from ops.playbook_actions where status = 'pending'")).scalar_one()
     assert pending == 0  # every firing took the status of its messages
