@@ -3,7 +3,7 @@
 The dbt profile reads its connection from CSFLOW_DBT_* environment variables
 that we derive from the one warehouse URL, so there is a single source of
 truth for the connection. One `dbt build` per run, through Prefect's
-PrefectDbtRunner (each dbt node becomes a Prefect task inside a flow).
+PrefectDbtRunner (each dbt model becomes a Prefect task inside a flow).
 """
 
 from __future__ import annotations
@@ -85,9 +85,27 @@ def run_dbt(warehouse: Warehouse, settings: Settings, args: list[str], *, use_pr
     os.environ.update(env)  # dbt's env_var() reads the process environment
     Path(env["DBT_TARGET_PATH"]).mkdir(parents=True, exist_ok=True)
     if use_prefect:
+        from dbt.node_types import NodeType
         from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-        runner = PrefectDbtRunner(
+        class ModelTaskRunner(PrefectDbtRunner):
+            """PrefectDbtRunner with a Prefect task per model (and seed, snapshot), none per test.
+
+            Each node task costs prefect-dbt 0.7 ~0.15 s of CPU under the GIL (its
+            thread rebuilds Prefect's settings and API client twice), so our ~280
+            data and unit tests added 35-50 s to every build, more than the whole
+            10k-account build takes bare (benchmarks/pipeline.py, 10k accounts:
+            orchestrated / bare dbt build 2.4 -> 1.1-1.4). Test results still go
+            to the flow's log and to DbtResult, and a failing test still fails the
+            run. `_call_task` is prefect-dbt's own (private) hook: should it go
+            away, every node becomes a task again (slower, not wrong).
+            """
+
+            def _call_task(self, task_state, manifest_node, context, enable_assets):
+                if manifest_node.resource_type not in (NodeType.Test, NodeType.Unit):
+                    super()._call_task(task_state, manifest_node, context, enable_assets)
+
+        runner = ModelTaskRunner(
             settings=PrefectDbtSettings(
                 project_dir=DBT_PROJECT_DIR,
                 profiles_dir=DBT_PROJECT_DIR,

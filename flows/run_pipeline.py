@@ -240,7 +240,7 @@ def run_pipeline(
         outcomes = import_outcomes_task(warehouse, landing / OUTCOMES_FILE) if (landing / OUTCOMES_FILE).is_file() else None
         run_context_task(warehouse, as_of_date, run_id, settings.timezone)
         lap("ingest")
-        # One dbt build; PrefectDbtRunner makes each node a task of this flow.
+        # One dbt build; PrefectDbtRunner makes each model a task of this flow.
         dbt_result: DbtResult = run_dbt(warehouse, settings, ["build"])
         logger.info("dbt build: %s", dbt_result.summary())
         lap("dbt_build")
