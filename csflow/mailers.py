@@ -87,21 +87,36 @@ class FileMailer(Mailer):
             self.write_index()
 
     def write_index(self) -> Path:
-        """outbox/index.html: every message written so far, newest first, with links."""
+        """outbox/index.html: every message written so far, newest first, with links.
+
+        The To and Subject of each .eml are kept in outbox/.index.json, so a run
+        reads the headers of its own new files only, not the whole history.
+        """
+        import json
         from email import policy
         from email.parser import BytesHeaderParser
 
-        rows = []
+        cache_path = self.outbox_dir / ".index.json"
+        try:
+            cached: dict[str, list[str]] = json.loads(cache_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cached = {}
+        entries: dict[str, list[str]] = {}
         for eml in sorted(self.outbox_dir.glob("*.eml"), reverse=True):
-            headers = BytesHeaderParser(policy=policy.default).parsebytes(eml.read_bytes())
-            rows.append(
-                "<tr><td>{to}</td><td><a href='{html}'>{subject}</a></td><td><a href='{eml}'>.eml</a></td></tr>".format(
-                    to=html.escape(str(headers["To"])),
-                    subject=html.escape(str(headers["Subject"])),
-                    html=html.escape(eml.with_suffix(".html").name),
-                    eml=html.escape(eml.name),
-                )
+            if eml.name not in cached:
+                headers = BytesHeaderParser(policy=policy.default).parsebytes(eml.read_bytes())
+                cached[eml.name] = [str(headers["To"]), str(headers["Subject"])]
+            entries[eml.name] = cached[eml.name]
+        cache_path.write_text(json.dumps(entries), encoding="utf-8")
+        rows = [
+            "<tr><td>{to}</td><td><a href='{html}'>{subject}</a></td><td><a href='{eml}'>.eml</a></td></tr>".format(
+                to=html.escape(to),
+                subject=html.escape(subject),
+                html=html.escape(name.removesuffix(".eml") + ".html"),
+                eml=html.escape(name),
             )
+            for name, (to, subject) in entries.items()
+        ]
         index = self.outbox_dir / "index.html"
         index.write_text(
             "<!doctype html><meta charset='utf-8'><title>csflow outbox</title>"

@@ -39,15 +39,17 @@ PIXEL = base64.b64encode(
 ).decode()
 
 
-def queue(engine: sa.Engine, n: int, html: str = "<p>Hello {i}</p>", **kw: object) -> list[int]:
+def queue(
+    engine: sa.Engine, n: int, html: str = "<p>Hello {i}</p>", subject: str = "Renewal {i}", **kw: object
+) -> list[int]:
     ensure_outbox_schema(engine)
     messages = [
         Message(
-            dedupe_key=f"test:{i}",
+            dedupe_key=f"test:{subject.format(i=i)}",
             kind="playbook",
             to_email=f"person{i}@example.com",
             to_name=f"Person {i}",
-            subject=f"Renewal {i}",
+            subject=subject.format(i=i),
             html_body=html.format(i=i),
             text_body=f"Hello {i}",
             action_id=1000 + i,
@@ -238,3 +240,9 @@ def test_file_backend_writes_parseable_eml_html_and_an_index(engine, tmp_path: P
     assert parsed.get_body(("html",)).get_content().strip() == "<p>Hello 0</p><img src='cid:chart1'>"
     assert "data:image/png;base64," in emls[0].with_suffix(".html").read_text(encoding="utf-8")
     assert "Renewal 1" in (out / "index.html").read_text(encoding="utf-8")
+    # A later run's index lists earlier messages too (from its cache) and drops deleted files.
+    emls[0].unlink()
+    queue(engine, 1, subject="Later {i}")
+    assert deliver(engine, FileMailer(out, "cs@example.com"), policy=FAST).sent == 1
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "2 message(s)" in index and "Later 0" in index and "Renewal 1" in index and "Renewal 0" not in index
