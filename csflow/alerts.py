@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import logging
 
+import sqlalchemy as sa
+
 from csflow.config import Settings
 from csflow.outbox import DeliveryReport, Message, deliver, ensure_outbox_schema, queue_messages
 
@@ -28,7 +30,7 @@ def alert_message(settings: Settings, dedupe_key: str, subject: str, text: str) 
     )
 
 
-def queue_alert(engine, settings: Settings, dedupe_key: str, subject: str, text: str) -> bool:
+def queue_alert(engine: sa.Engine, settings: Settings, dedupe_key: str, subject: str, text: str) -> bool:
     """Queue an alert once per dedupe_key; True when it was newly queued."""
     ensure_outbox_schema(engine)
     with engine.begin() as conn:
