@@ -46,13 +46,9 @@ def send_alert_now(settings: Settings, dedupe_key: str, subject: str, text: str)
     from csflow.warehouse import open_warehouse
 
     try:
-        with open_warehouse(settings) as warehouse:
-            engine = warehouse.engine()
-            try:
-                fresh = queue_alert(engine, settings, dedupe_key, subject, text)
-                report: DeliveryReport = deliver(engine, make_mailer(settings), kinds=("alert",))
-            finally:
-                engine.dispose()
+        with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
+            fresh = queue_alert(engine, settings, dedupe_key, subject, text)
+            report: DeliveryReport = deliver(engine, make_mailer(settings), kinds=("alert",))
         log.info("alert %s: %s", dedupe_key, report.line())
         return "outbox" if fresh else "already sent"
     except Exception as exc:  # the warehouse may be what failed: the alert must still leave

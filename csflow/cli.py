@@ -145,11 +145,12 @@ def ingest(
     from csflow.warehouse import open_warehouse
 
     settings = _settings()
-    with open_warehouse(settings) as warehouse:
-        engine = warehouse.engine()
-        with _progress(unit_bytes=True) as update:
-            report = ingest_folder(engine, landing, update)
-        engine.dispose()
+    with (
+        open_warehouse(settings) as warehouse,
+        warehouse.connected() as engine,
+        _progress(unit_bytes=True) as update,
+    ):
+        report = ingest_folder(engine, landing, update)
     console.print(_ingest_table(report))
     if report.absent:
         console.print(f"absent (treated as unknown, not zero): {', '.join(report.absent)}")
@@ -249,11 +250,9 @@ def demo(
         f"{digests['csm_digests']} CSM digest(s), KPI report {'built' if digests['kpi_report'] else 'not built'}; "
         f"delivery: {digests['delivery']['sent']} sent"
     )
-    with open_warehouse(settings) as warehouse:
-        engine = warehouse.engine()
+    with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
         _tour(engine, day)
         counts = relation_counts(engine, ("marts", "ops"))
-        engine.dispose()
         where = warehouse.display
     table = Table("relation", "rows", title="Marts and operational tables")
     for name, rows in counts.items():
@@ -327,10 +326,8 @@ def digest(
 
     settings = _settings()
     day = parse_as_of(as_of, settings)
-    with open_warehouse(settings) as warehouse:
-        engine = warehouse.engine()
+    with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
         report = build_digests(engine, settings, day, include_kpi_report=kpi_report)
-        engine.dispose()
     console.print(
         f"{report.csm_digests} CSM digest(s) built ({report.csms_with_nothing} CSM(s) had nothing to act on), "
         f"{report.queued} message(s) newly queued"
@@ -356,21 +353,18 @@ def send(
     from csflow.warehouse import open_warehouse
 
     settings = _settings()
-    with open_warehouse(settings) as warehouse:
-        engine = warehouse.engine()
+    with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
         if dry_run:
             table = Table("id", "to", "subject", "kind", title="Would send (dry run)")
             for m in pending_messages(engine, limit or 50):
                 table.add_row(str(m.message_id), m.to_email, m.subject, m.kind)
             console.print(table)
             console.print(f"pending in total: {outbox_counts(engine)['pending']}")
-            engine.dispose()
             return
         mailer = make_mailer(settings)
         total = outbox_counts(engine)["pending"]
         with _progress() as update:
             report = deliver(engine, mailer, limit=limit, progress=lambda n: update("sending", n, total))
-        engine.dispose()
     console.print(f"{settings.email_backend}: {report.line()}")
     if settings.email_backend == "file":
         console.print(f"open {settings.outbox_dir / 'index.html'}")
@@ -403,8 +397,7 @@ def outbox(
 
     if status is not None and status not in STATUSES:
         raise ValueError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
-    with open_warehouse(_settings()) as warehouse:
-        engine = warehouse.engine()
+    with open_warehouse(_settings()) as warehouse, warehouse.connected() as engine:
         ensure_outbox_schema(engine)
         if resolve:
             resolve_unknown(engine, resolve[0], resolve[1])
@@ -419,7 +412,6 @@ def outbox(
                 ),
                 {"status": status},
             ).all()
-        engine.dispose()
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
     table = Table("id", "status", "to", "subject", "attempts", "detail")
     for row in rows:
@@ -454,16 +446,12 @@ def outcome(
         raise ValueError(f"give ACTION_ID and an outcome ({', '.join(OUTCOMES)}), or --file outcomes.csv")
     if file is not None and action_id is not None:
         raise ValueError("give either ACTION_ID OUTCOME or --file, not both")
-    with open_warehouse(_settings()) as warehouse:
-        engine = warehouse.engine()
-        try:
-            if file is None:
-                record_outcome(engine, action_id, result or "", note)
-                console.print(f"action {action_id}: outcome {result} recorded")
-                return
-            report = import_outcomes(engine, file)
-        finally:
-            engine.dispose()
+    with open_warehouse(_settings()) as warehouse, warehouse.connected() as engine:
+        if file is None:
+            record_outcome(engine, action_id, result or "", note)
+            console.print(f"action {action_id}: outcome {result} recorded")
+            return
+        report = import_outcomes(engine, file)
     console.print(f"{file}: {report.recorded} outcome(s) recorded, {report.unchanged} unchanged, {len(report.rejects)} rejected")
     for line, reason in report.rejects:
         err.print(f"[red]{file}:{line}:[/] {reason}", highlight=False, soft_wrap=True)

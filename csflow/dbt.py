@@ -76,11 +76,8 @@ def run_dbt(warehouse: Warehouse, settings: Settings, args: list[str], *, use_pr
 
     # The project reads the playbook ledger (source ops.playbook_actions) that
     # csflow writes after the build; on a new warehouse it must exist first.
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         ensure_playbook_schema(engine)
-    finally:
-        engine.dispose()
     env = dbt_environment(warehouse, settings)
     os.environ.update(env)  # dbt's env_var() reads the process environment
     Path(env["DBT_TARGET_PATH"]).mkdir(parents=True, exist_ok=True)

@@ -33,16 +33,12 @@ def check_warehouse(settings: Settings) -> list[Check]:
     from csflow.warehouse import open_warehouse, server_version
 
     try:
-        with open_warehouse(settings) as warehouse:
-            engine = warehouse.engine()
-            try:
-                version = server_version(engine)
-                with engine.connect() as conn:
-                    schemas = conn.execute(
-                        sa.text("select nspname from pg_namespace where nspname in ('raw', 'staging', 'marts', 'ops') order by 1")
-                    ).scalars().all()
-            finally:
-                engine.dispose()
+        with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
+            version = server_version(engine)
+            with engine.connect() as conn:
+                schemas = conn.execute(
+                    sa.text("select nspname from pg_namespace where nspname in ('raw', 'staging', 'marts', 'ops') order by 1")
+                ).scalars().all()
     except ConfigError as exc:
         return [Check("warehouse", "fail", str(exc))]
     where = warehouse.display + ("" if warehouse.embedded else f" (from {env_name('database_url')} / database_url)")

@@ -39,6 +39,15 @@ class Warehouse:
     def pg_options(self) -> str:
         return f"-c statement_timeout={self.statement_timeout_seconds * 1000}"
 
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[sa.Engine]:
+        """An engine for one piece of work (a task, a command), disposed after it."""
+        engine = self.engine()
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
     def engine(self, **kwargs: object) -> sa.Engine:
         connect_args = {"options": self.pg_options, "connect_timeout": self.connect_timeout_seconds}
         return sa.create_engine(self.url, pool_pre_ping=True, connect_args=connect_args, **kwargs)

@@ -54,11 +54,8 @@ def ingest_task(warehouse: Warehouse, landing_dir: Path) -> IngestReport:
             last_logged[entity] = pct
             logger.info("ingest %s: %d%%", entity, pct)
 
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         report = ingest_folder(engine, landing_dir, progress)
-    finally:
-        engine.dispose()
     for f in report.files:
         if f.status == "rejected":
             logger.error("%s rejected: %s", f.file, f.message)
@@ -72,11 +69,8 @@ def ingest_task(warehouse: Warehouse, landing_dir: Path) -> IngestReport:
 
 @task(name="run context", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def run_context_task(warehouse: Warehouse, as_of: date, run_id: str, timezone: str) -> None:
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         write_run_context(engine, as_of, run_id, timezone)
-    finally:
-        engine.dispose()
 
 
 @task(name="validate", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -97,34 +91,25 @@ def data_docs_task(report: ValidationReport, out_dir: Path) -> str:
 def playbooks_task(
     warehouse: Warehouse, settings: Settings, as_of: date, gate_open: bool, customer_email: bool = True
 ) -> list[PlayResult]:
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         return run_playbooks(engine, settings, as_of, gate_open, customer_email=customer_email)
-    finally:
-        engine.dispose()
 
 
 @task(name="alert data team", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def alert_data_team_task(warehouse: Warehouse, settings: Settings, as_of: date, run_id: str, text: str) -> None:
     """A closed gate is news for the data team; the alert is queued once per run."""
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         queue_alert(
             engine, settings, f"gate-closed:{as_of}:{run_id}",
             f"validation gate closed for {as_of}: no customer email sent", text,
         )
-    finally:
-        engine.dispose()
 
 
 @task(name="import outcomes", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def import_outcomes_task(warehouse: Warehouse, path: Path) -> OutcomeImport:
     """Outcomes a CRM export dropped in the landing folder; repeating an import changes nothing."""
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         report = import_outcomes(engine, path)
-    finally:
-        engine.dispose()
     logger = get_run_logger()
     logger.info("%s: %d outcome(s) recorded, %d unchanged", path.name, report.recorded, report.unchanged)
     for line, reason in report.rejects:
@@ -135,11 +120,8 @@ def import_outcomes_task(warehouse: Warehouse, path: Path) -> OutcomeImport:
 # Delivery is safe to retry: the outbox sends each message at most once.
 @task(name="deliver", retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
 def deliver_task(warehouse: Warehouse, settings: Settings) -> DeliveryReport:
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         report = deliver(engine, make_mailer(settings))
-    finally:
-        engine.dispose()
     get_run_logger().info("deliver (%s): %s", settings.email_backend, report.line())
     return report
 
@@ -177,19 +159,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 def firings_table(warehouse: Warehouse, as_of: date, limit: int = 1000) -> list[dict[str, Any]]:
     """The firings recorded for as_of, for the run's table artifact."""
-    engine = warehouse.engine()
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "select action_id, playbook, account_id, channel, status, coalesce(detail, '') as detail "
-                    "from ops.playbook_actions where as_of_date = :as_of order by playbook, action_id limit :n"
-                ),
-                {"as_of": as_of, "n": limit},
-            ).mappings()
-            return [dict(r) for r in rows]
-    finally:
-        engine.dispose()
+    with warehouse.connected() as engine, engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select action_id, playbook, account_id, channel, status, coalesce(detail, '') as detail "
+                "from ops.playbook_actions where as_of_date = :as_of order by playbook, action_id limit :n"
+            ),
+            {"as_of": as_of, "n": limit},
+        ).mappings()
+        return [dict(r) for r in rows]
 
 
 def alert_on_failure(flow: Any, run: Any, state: Any) -> None:

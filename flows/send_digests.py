@@ -31,21 +31,15 @@ from flows.run_pipeline import alert_on_failure
 def build_digests_task(
     warehouse: Warehouse, settings: Settings, as_of: date, csm_digests: bool, kpi_report: bool
 ) -> DigestReport:
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         return build_digests(engine, settings, as_of, include_kpi_report=kpi_report, include_csm_digests=csm_digests)
-    finally:
-        engine.dispose()
 
 
 # Delivery is safe to retry: the outbox sends each message at most once.
 @task(name="deliver digests", retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
 def deliver_digests_task(warehouse: Warehouse, settings: Settings) -> DeliveryReport:
-    engine = warehouse.engine()
-    try:
+    with warehouse.connected() as engine:
         return deliver(engine, make_mailer(settings), kinds=("digest", "report"))
-    finally:
-        engine.dispose()
 
 
 @flow(name="send_digests", log_prints=False, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
