@@ -130,9 +130,6 @@ def playbook_effectiveness(conn: sa.Connection, as_of: date, months: int = EFFEC
     """marts.playbook_effectiveness summed per play over the last `months` months up to as_of."""
     if conn.execute(sa.text("select to_regclass('marts.playbook_effectiveness')")).scalar() is None:
         return []
-    first = date(as_of.year, as_of.month, 1)
-    for _ in range(months - 1):
-        first = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
     return [
         dict(r)
         for r in conn.execute(
@@ -142,10 +139,11 @@ def playbook_effectiveness(conn: sa.Connection, as_of: date, months: int = EFFEC
                           cast(sum(converted) as numeric) / sum(fired) as conversion_rate,
                           sum(attributed_revenue_base) as attributed_revenue_base
                    from marts.playbook_effectiveness
-                   where month >= :first and month <= :as_of
+                   where month >= date_trunc('month', cast(:as_of as date)) - make_interval(months => :months - 1)
+                     and month <= :as_of
                    group by playbook order by playbook"""
             ),
-            {"first": first, "as_of": as_of},
+            {"as_of": as_of, "months": months},
         ).mappings()
     ]
 
