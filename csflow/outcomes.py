@@ -86,7 +86,7 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
             if unknown:
                 raise ValueError(f"{path}: unknown column {unknown[0]!r}; columns are {', '.join(COLUMNS)}")
             reader.fieldnames = header
-            rows = list(_parse_rows(reader, report))
+            rows = _parse_rows(reader, report)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
     ensure_playbook_schema(engine)
@@ -110,10 +110,9 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
     return report
 
 
-def _parse_rows(reader: csv.DictReader, report: OutcomeImport):
-    """Yield (line, row) for rows that parse; reject the others with a reason."""
-    last_by_action: dict[int, int] = {}
-    parsed: list[tuple[int, dict]] = []
+def _parse_rows(reader: csv.DictReader, report: OutcomeImport) -> list[tuple[int, dict]]:
+    """(line, row) for the rows that parse, one per action; reject the others with a reason."""
+    kept: dict[int, tuple[int, dict]] = {}
     for row in reader:
         line = reader.line_num
         if None in row:  # more fields than the header names
@@ -137,12 +136,8 @@ def _parse_rows(reader: csv.DictReader, report: OutcomeImport):
             except ValueError:
                 report.rejects.append((line, f"recorded_at {recorded_at!r} is not an ISO date or timestamp"))
                 continue
-        if action_id in last_by_action:
-            # The file's later line wins, as when the CRM exports a change.
-            previous = last_by_action[action_id]
-            report.rejects.append((parsed[previous][0], f"action_id {action_id} appears again on line {line}"))
-            parsed[previous] = (0, {})
-        last_by_action[action_id] = len(parsed)
+        if action_id in kept:  # the file's later line wins, as when the CRM exports a change
+            report.rejects.append((kept[action_id][0], f"action_id {action_id} appears again on line {line}"))
         note = (row.get("note") or "").strip() or None
-        parsed.append((line, {"action_id": action_id, "outcome": outcome, "note": note, "recorded_at": recorded_at}))
-    yield from ((line, row) for line, row in parsed if row)
+        kept[action_id] = (line, {"action_id": action_id, "outcome": outcome, "note": note, "recorded_at": recorded_at})
+    return list(kept.values())
