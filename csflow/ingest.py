@@ -6,6 +6,11 @@ of earlier loads with the same key are replaced, so loading a folder twice
 leaves the same data. Type checks run vectorised in Arrow on a second thread
 while PostgreSQL consumes the previous batch, so the database does one pass
 over clean, canonical rows.
+
+No byte of a file can stop the others: a value the database would refuse is
+a reject (csflow.casting), and a file that fails anyway (a database error, a
+reader that gives up) is rejected whole with a message while the next files
+load. A load cut short by a crash is marked `interrupted` by the next ingest.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (entity, done, total)
 
 BLOCK_SIZE = 8 << 20  # bytes of CSV per Arrow batch
+# raw.loads.status of a load that ended (loaded or rejected); `running` while it
+# runs, `interrupted` when a crash cut it short.
+FINISHED = "('loaded', 'rejected')"
 PARQUET_BATCH_ROWS = 200_000
 REJECT_VALUE_CHARS = 200
 
@@ -56,6 +64,7 @@ class FileResult:
     rows_rejected: int = 0
     rows_unknown_account: int = 0
     rows_replaced: int = 0
+    rows_duplicate: int = 0  # repeated keys in the file: the later line won (not counted as rejected)
     message: str = ""
 
 
@@ -73,6 +82,7 @@ class IngestReport:
         return {
             "rows_loaded": sum(f.rows_loaded for f in self.files),
             "rows_rejected": sum(f.rows_rejected for f in self.files),
+            "rows_duplicate": sum(f.rows_duplicate for f in self.files),
             "rows_unknown_account": sum(f.rows_unknown_account for f in self.files),
         }
 
@@ -112,6 +122,7 @@ def ensure_raw_schema(engine: sa.Engine) -> None:
                 )"""
             )
         )
+        conn.execute(sa.text("alter table raw.loads add column if not exists rows_duplicate bigint not null default 0"))
         conn.execute(
             sa.text(
                 """
@@ -139,14 +150,15 @@ def ensure_raw_schema(engine: sa.Engine) -> None:
                         f"on raw.{entity.name} ({UNKNOWN_ACCOUNT}) where {UNKNOWN_ACCOUNT}"
                     )
                 )
-        # What a user usually wants: the rejects of the latest load of each entity.
+        # What a user usually wants: the rejects of the latest finished load of each entity.
         conn.execute(
             sa.text(
-                """
+                f"""
                 create or replace view raw.current_load_rejects as
                 select r.*
                 from raw.load_rejects r
-                join (select entity, max(load_id) as load_id from raw.loads group by entity) latest
+                join (select entity, max(load_id) as load_id from raw.loads
+                      where status in {FINISHED} group by entity) latest
                   using (entity, load_id)"""
             )
         )
@@ -464,6 +476,7 @@ def _produce(
         for batch in batches:
             if stop.is_set():
                 return
+            key = entity.key_in(batch.table.column_names)
             prepared = _prepare(entity, batch, known_accounts)
             tally.rows_read += batch.table.num_rows
             tally.rows_loaded += prepared.rows.num_rows
@@ -471,7 +484,7 @@ def _produce(
             tally.unknown_lines.append(prepared.unknown_lines)
             if prepared.rejects.num_rows:
                 tally.rejects.append(prepared.rejects)
-            tally.keys.append(prepared.rows.select([*entity.key, LINE]))
+            tally.keys.append(prepared.rows.select([*key, LINE]))
             if prepared.rows.num_rows:
                 put(_to_csv(prepared.rows))
         put(None)
@@ -521,9 +534,9 @@ def _duplicate_losers(entity: Entity, keys: list[pa.Table]) -> tuple[np.ndarray,
     """Lines whose key appears again later in the same file (the later line wins).
 
     Sorting beats hashing for millions of strings in Arrow. Sort on the most
-    selective key column alone; only rows that tie on it can be duplicates,
-    and only those get the full key comparison. Returns (losing lines, the
-    winning line for each).
+    selective key column alone (the id, else a timestamp); only rows that tie
+    on it can be duplicates, and only those get the full key comparison.
+    Returns (losing lines, the winning line for each).
     """
     none = np.array([], dtype=np.int64)
     if not keys:
@@ -532,8 +545,9 @@ def _duplicate_losers(entity: Entity, keys: list[pa.Table]) -> tuple[np.ndarray,
     if table.num_rows < 2:
         return none, none
     # A key column that is empty throughout cannot tell rows apart.
-    key = [n for n in entity.key if table[n].null_count < table.num_rows]
-    key.sort(key=lambda n: (not n.endswith("_id"), n == "account_id"))
+    key = [n for n in table.column_names if n != LINE and table[n].null_count < table.num_rows]
+    ids = (*entity.key, entity.id_if_given)
+    key.sort(key=lambda n: (n not in ids, entity.column(n).kind != "timestamp", n == "account_id"))
     # Missing optional key values compare equal to each other.
     table = pa.table({n: pc.fill_null(table[n], "") if table[n].null_count else table[n] for n in (*key, LINE)})
 
@@ -560,15 +574,20 @@ def _duplicate_losers(entity: Entity, keys: list[pa.Table]) -> tuple[np.ndarray,
     return lines[loser_pos], lines[winner_pos]
 
 
-def _key_match(entity: Entity) -> str:
+def _key_match(entity: Entity, key: tuple[str, ...]) -> str:
     """Join condition on the key; optional key columns compare as '' so hash joins work."""
     parts = []
-    for name in entity.key:
+    for name in key:
         if entity.column(name).required:
             parts.append(f'o."{name}" = n."{name}"')
         else:
             parts.append(f"""coalesce(o."{name}"::text, '') = coalesce(n."{name}"::text, '')""")
     return " and ".join(parts)
+
+
+def printable(text: str) -> str:
+    """Text from a landing file, safe to store: PostgreSQL text cannot hold a NUL byte."""
+    return text.replace("\x00", "\\x00")
 
 
 def _write_rejects(cursor: object, load_id: int, entity: Entity, file_name: str, rejects: pa.Table) -> None:
@@ -581,8 +600,8 @@ def _write_rejects(cursor: object, load_id: int, entity: Entity, file_name: str,
             "entity": pa.array([entity.name] * n),
             "file_name": pa.array([file_name] * n),
             "line": rejects["line"],
-            "column_name": rejects["column_name"],
-            "value": rejects["value"],
+            "column_name": pc.replace_substring(pc.cast(rejects["column_name"], pa.string()), "\x00", "\\x00"),
+            "value": pc.replace_substring(pc.cast(rejects["value"], pa.string()), "\x00", "\\x00"),
             "reason": rejects["reason"],
         }
     )
@@ -608,7 +627,7 @@ def _record_load(conn: sa.Connection, load_id: int, result: FileResult) -> None:
         sa.text(
             """update raw.loads set status = :status, finished_at = now(), rows_read = :read,
                rows_loaded = :loaded, rows_rejected = :rejected, rows_unknown_account = :unknown,
-               rows_replaced = :replaced, message = :message where load_id = :id"""
+               rows_replaced = :replaced, rows_duplicate = :duplicate, message = :message where load_id = :id"""
         ),
         {
             "status": result.status,
@@ -617,7 +636,8 @@ def _record_load(conn: sa.Connection, load_id: int, result: FileResult) -> None:
             "rejected": result.rows_rejected,
             "unknown": result.rows_unknown_account,
             "replaced": result.rows_replaced,
-            "message": result.message or None,
+            "duplicate": result.rows_duplicate,
+            "message": printable(result.message) or None,
             "id": load_id,
         },
     )
@@ -652,23 +672,37 @@ def load_file(
     total = _progress_total(path)
     on_read = (lambda done: progress(entity.name, done, total)) if progress else (lambda done: None)
     try:
-        result = _load_rows(engine, entity, path, load_id, known_accounts, on_read, exact=False)
-    except _NeedsExactRead:
-        log.info("%s has malformed rows or multi-line values; reading it again in exact mode", file_name)
-        result = _load_rows(engine, entity, path, load_id, known_accounts, on_read, exact=True)
+        try:
+            result = _load_rows(engine, entity, path, load_id, known_accounts, on_read, exact=False)
+        except _NeedsExactRead:
+            log.info("%s has malformed rows or multi-line values; reading it again in exact mode", file_name)
+            result = _load_rows(engine, entity, path, load_id, known_accounts, on_read, exact=True)
     except FileUnusable as exc:
-        result = FileResult(entity.name, file_name, "rejected", message=f"{file_name}: {exc}")
-        reject = pa.table(
-            {
-                "line": pa.array([1 if path.suffix == ".csv" else None], pa.int64()),
-                "column_name": pa.array([None], pa.string()),
-                "value": pa.array([None], pa.string()),
-                "reason": pa.array([f"file rejected: {exc}"]),
-            }
-        )
-        _reject_file(engine, load_id, result, reject)
-        return result
+        return _reject_whole_file(engine, load_id, entity, path, str(exc))
+    except (sa.exc.DBAPIError, engine.dialect.dbapi.Error) as exc:
+        # The file's transaction rolled back; what the database said goes into the message.
+        said = str(getattr(exc, "orig", None) or exc).strip()
+        reason = said.splitlines()[0] if said else exc.__class__.__name__
+        log.error("%s: the database refused the load: %s", file_name, reason)
+        return _reject_whole_file(engine, load_id, entity, path, f"the database refused the load ({reason})")
+    except Exception as exc:  # a reader or check that gave up: this file is lost for this run, not the others
+        log.exception("%s could not be loaded", file_name)
+        return _reject_whole_file(engine, load_id, entity, path, f"could not be loaded ({exc.__class__.__name__}: {exc})")
     on_read(total)
+    return result
+
+
+def _reject_whole_file(engine: sa.Engine, load_id: int, entity: Entity, path: Path, why: str) -> FileResult:
+    result = FileResult(entity.name, path.name, "rejected", message=f"{path.name}: {why}")
+    reject = pa.table(
+        {
+            "line": pa.array([1 if path.suffix == ".csv" else None], pa.int64()),
+            "column_name": pa.array([None], pa.string()),
+            "value": pa.array([None], pa.string()),
+            "reason": pa.array([printable(f"file rejected: {why}")]),
+        }
+    )
+    _reject_file(engine, load_id, result, reject)
     return result
 
 
@@ -714,6 +748,7 @@ def _load_rows(
                 ),
                 {"id": load_id, "lines": unknown.tolist()},
             )
+        key = tuple(n for n in tally.keys[0].column_names if n != LINE) if tally.keys else entity.full_key
         losers, winners = _duplicate_losers(entity, tally.keys)
         if len(losers):
             conn.execute(
@@ -724,7 +759,7 @@ def _load_rows(
                 pa.table(
                     {
                         "line": pa.array(losers),
-                        "column_name": pa.array([",".join(entity.key)] * len(losers)),
+                        "column_name": pa.array([",".join(key)] * len(losers)),
                         "value": pa.nulls(len(losers), pa.string()),
                         "reason": pc.binary_join_element_wise(
                             "duplicate key; line ", pc.cast(pa.array(winners), pa.string()), " later in the file wins", ""
@@ -736,7 +771,7 @@ def _load_rows(
             replaced = conn.execute(
                 sa.text(
                     f"delete from raw.{entity.name} o using raw.{entity.name} n "
-                    f"where n.{LOAD_ID} = :id and o.{LOAD_ID} <> :id and {_key_match(entity)}"
+                    f"where n.{LOAD_ID} = :id and o.{LOAD_ID} <> :id and {_key_match(entity, key)}"
                 ),
                 {"id": load_id},
             )
@@ -757,6 +792,7 @@ def _load_rows(
         result.rows_read = tally.rows_read + len(structural)
         result.rows_loaded = tally.rows_loaded - len(losers)
         result.rows_rejected = tally.rows_rejected + len(structural)
+        result.rows_duplicate = len(losers)
         result.rows_unknown_account = len(np.setdiff1d(unknown, losers))
         _record_load(conn, load_id, result)
     return result
@@ -808,9 +844,29 @@ def _refresh_unknown_flags(engine: sa.Engine) -> None:
                 )
 
 
+def mark_interrupted_loads(engine: sa.Engine) -> int:
+    """Loads left `running` by a crashed ingest: their transactions rolled back, nothing of them is in raw.
+
+    Called while holding the warehouse's run lock, so no other load can be running.
+    """
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.text(
+                "update raw.loads set status = 'interrupted', finished_at = now(), "
+                "message = 'cut short (the ingest stopped before this file finished); nothing of it was kept' "
+                "where status = 'running'"
+            )
+        ).rowcount
+
+
 def ingest_folder(engine: sa.Engine, landing_dir: Path, progress: Progress | None = None) -> IngestReport:
-    """Load every contract file found in landing_dir, accounts first."""
+    """Load every contract file found in landing_dir, accounts first.
+
+    The caller holds the warehouse's run lock (csflow.warehouse.exclusive).
+    """
     ensure_raw_schema(engine)
+    if interrupted := mark_interrupted_loads(engine):
+        log.warning("%d load(s) were cut short by an earlier crash; marked interrupted", interrupted)
     found, ignored = find_landing_files(landing_dir)
     report = IngestReport(ignored=ignored)
     for name in LOAD_ORDER:

@@ -6,8 +6,9 @@ for example exported from the CRM. The playbook_effectiveness mart reads
 them, together with the orders that followed each firing.
 
 Setting an outcome again replaces it (the latest word counts); an import
-can be repeated safely. Bad rows of a file are reported with their line and
-reason and the good rows are still recorded.
+can be repeated safely. Rows are checked the way ingest checks landing files
+(csflow.casting: NUL bytes, offsets, ranges), so a bad row is reported with
+its line and reason and the good rows are still recorded.
 """
 
 from __future__ import annotations
@@ -15,16 +16,26 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import sqlalchemy as sa
 
+from csflow.casting import cast_column
+from csflow.contract import Column
+from csflow.ingest import printable
 from csflow.playbooks import ensure_playbook_schema
 
 OUTCOMES = ("won", "lost", "no_response", "in_progress")
-COLUMNS = ("action_id", "outcome", "note", "recorded_at")
-REQUIRED = ("action_id", "outcome")
+# The file's columns, checked like landing columns (action ids are bigserial).
+FILE_COLUMNS = (
+    Column("action_id", "int", required=True, min_value=1, max_value=2**63 - 1),
+    Column("outcome", "text", required=True, allowed=OUTCOMES),
+    Column("note", "text"),
+    Column("recorded_at", "timestamp"),
+)
+COLUMNS = tuple(c.name for c in FILE_COLUMNS)
+REQUIRED = tuple(c.name for c in FILE_COLUMNS if c.required)
 
 
 @dataclass
@@ -84,13 +95,14 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
                 raise ValueError(f"{path}: header must name {', '.join(REQUIRED)} (missing {', '.join(missing)})")
             unknown = [c for c in header if c not in COLUMNS]
             if unknown:
-                raise ValueError(f"{path}: unknown column {unknown[0]!r}; columns are {', '.join(COLUMNS)}")
+                raise ValueError(f"{path}: unknown column {printable(unknown[0])!r}; columns are {', '.join(COLUMNS)}")
             reader.fieldnames = header
             rows = _parse_rows(reader, report)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
     ensure_playbook_schema(engine)
     with engine.begin() as conn:
+        conn.execute(sa.text("set local timezone = 'UTC'"))  # a recorded_at without offset means UTC
         known = set(
             conn.execute(
                 sa.text("select action_id from ops.playbook_actions where action_id = any(:ids)"),
@@ -111,33 +123,28 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
 
 
 def _parse_rows(reader: csv.DictReader, report: OutcomeImport) -> list[tuple[int, dict]]:
-    """(line, row) for the rows that parse, one per action; reject the others with a reason."""
-    kept: dict[int, tuple[int, dict]] = {}
+    """(line, row) for the rows that pass the checks, one per action; reject the others with a reason."""
+    lines: list[int] = []
+    values: dict[str, list[str | None]] = {c: [] for c in COLUMNS}
     for row in reader:
-        line = reader.line_num
         if None in row:  # more fields than the header names
-            report.rejects.append((line, "more fields than the header"))
+            report.rejects.append((reader.line_num, "more fields than the header"))
             continue
-        raw_id = (row.get("action_id") or "").strip()
-        try:
-            action_id = int(raw_id)
-        except ValueError:
-            report.rejects.append((line, f"action_id {raw_id!r} is not a whole number"))
+        lines.append(reader.line_num)
+        for c in COLUMNS:
+            value = row.get(c)
+            values[c].append(value.lower() if c == "outcome" and value else value)
+    checked = {c.name: cast_column(pa.array(values[c.name], pa.string()), c) for c in FILE_COLUMNS}
+    kept: dict[int, tuple[int, dict]] = {}
+    for i, line in enumerate(lines):
+        bad = next(((name, r) for name, r in checked.items() if r.invalid[i].as_py()), None)
+        if bad is not None:
+            name, result = bad
+            report.rejects.append((line, f"{name} {printable(values[name][i] or '')!r}: {result.reason[i].as_py()}"))
             continue
-        try:
-            outcome = _check_outcome(row.get("outcome") or "")
-        except ValueError as exc:
-            report.rejects.append((line, str(exc)))
-            continue
-        recorded_at = (row.get("recorded_at") or "").strip() or None
-        if recorded_at:
-            try:
-                datetime.fromisoformat(recorded_at)
-            except ValueError:
-                report.rejects.append((line, f"recorded_at {recorded_at!r} is not an ISO date or timestamp"))
-                continue
+        row = {name: r.text[i].as_py() for name, r in checked.items()}
+        action_id = int(row["action_id"])
         if action_id in kept:  # the file's later line wins, as when the CRM exports a change
             report.rejects.append((kept[action_id][0], f"action_id {action_id} appears again on line {line}"))
-        note = (row.get("note") or "").strip() or None
-        kept[action_id] = (line, {"action_id": action_id, "outcome": outcome, "note": note, "recorded_at": recorded_at})
+        kept[action_id] = (line, {**row, "action_id": action_id})
     return list(kept.values())

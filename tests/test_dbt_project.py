@@ -130,7 +130,7 @@ def test_every_entity_has_a_staging_model(staging_models: dict[str, Any]) -> Non
             assert {"unique", "not_null"} <= set(_tests(columns[entity.key[0]])), model
         else:
             combo = _tests(node)["unique_combination_of_columns"]
-            assert tuple(combo["combination_of_columns"]) == entity.key, model
+            assert tuple(combo["combination_of_columns"]) == entity.full_key, model
     assert "stg_ops__run_context" in staging_models
 
 

@@ -144,7 +144,7 @@ def test_keys_are_unique_and_accounts_known(frames: dict[str, pd.DataFrame]) -> 
     assert len(known) == ACCOUNTS
     for name, entity in ENTITIES.items():
         df = frames[name]
-        assert not df.duplicated(list(entity.key)).any(), f"{name} key {entity.key} has duplicates"
+        assert not df.duplicated(list(entity.full_key)).any(), f"{name} key {entity.full_key} has duplicates"
         if entity.has_account:
             assert df["account_id"].isin(known).all(), name
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from csflow.casting import EXPECTED
 from csflow.cli import app
 from csflow.dbt import dbt_var, run_dbt
 from csflow.outcomes import import_outcomes, record_outcome
@@ -76,11 +77,11 @@ def test_an_outcomes_file_records_good_rows_and_rejects_bad_ones_with_reasons(
     )
     report = import_outcomes(marts_engine, path)
     assert report.rejects == [
-        (4, "action_id 'x7' is not a whole number"),
-        (5, "outcome 'perhaps' is not one of won, lost, no_response, in_progress"),
+        (4, "action_id 'x7': expected a whole number"),
+        (5, "outcome 'perhaps': not one of won, lost, no_response, in_progress"),
         (6, "action_id 999999: no such firing"),
         (7, f"action_id {c} appears again on line 8"),
-        (9, "recorded_at 'yesterday' is not an ISO date or timestamp"),
+        (9, f"recorded_at 'yesterday': expected {EXPECTED['timestamp']}"),
     ]
     assert report.recorded == 3
     assert outcome_of(marts_engine, a) == ("won", "signed")
