@@ -14,7 +14,7 @@ import logging
 import sqlalchemy as sa
 
 from csflow.config import Settings
-from csflow.outbox import DeliveryReport, Message, deliver, ensure_outbox_schema, queue_messages
+from csflow.outbox import DeliveryReport, Message, ensure_outbox_schema, queue_messages
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ def send_alert_now(settings: Settings, dedupe_key: str, subject: str, text: str)
 
     Returns how it left: "outbox", "direct" or "already sent".
     """
-    from csflow.mailers import make_mailer
+    from csflow.mailers import deliver_outbox, make_mailer
     from csflow.warehouse import open_warehouse
 
     try:
         with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
             fresh = queue_alert(engine, settings, dedupe_key, subject, text)
-            report: DeliveryReport = deliver(engine, make_mailer(settings), kinds=("alert",))
+            report: DeliveryReport = deliver_outbox(engine, settings, kinds=("alert",))
         log.info("alert %s: %s", dedupe_key, report.line())
         return "outbox" if fresh else "already sent"
     except Exception as exc:  # the warehouse may be what failed: the alert must still leave

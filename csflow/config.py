@@ -19,6 +19,7 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 EMAIL_BACKENDS = ("file", "smtp", "sendgrid")
+DEFAULT_UNSUBSCRIBE_BASE_URL = "https://example.com/unsubscribe"
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,14 @@ class Settings:
     sendgrid_secret_block: str = "sendgrid-api-key"
     # Client-side timeout of one SMTP or SendGrid call.
     email_timeout_seconds: int = 15
+    # Messages in flight at once (each sending slot has its own connection and lock).
+    delivery_concurrency: int = 16
+    # A sender stops after this many failures of the same kind in a row (a wrong
+    # password, an outage) and leaves the rest of the outbox pending.
+    delivery_stop_after_failures: int = 5
+    # Credentials over plain text (SendGrid over http://, SMTP login without
+    # STARTTLS) are refused unless the host is loopback or this is true.
+    allow_insecure_transport: bool = False
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_starttls: bool = False
@@ -56,10 +65,13 @@ class Settings:
     # Server-side limit on any one SQL statement of csflow or dbt (0: none), so a
     # stuck query fails its task (which Prefect may retry) instead of hanging the night.
     statement_timeout_seconds: int = 1800
+    # How long a pipeline run or ingest waits for another one on the same warehouse.
+    run_lock_wait_seconds: int = 600
     playbooks_file: Path = Path("playbooks.yml")
-    # Customer email carries <unsubscribe_base_url>?c=<contact>&t=<token>; the
-    # token is derived from unsubscribe_secret so links cannot be forged.
-    unsubscribe_base_url: str = "https://example.com/unsubscribe"
+    # Customer email carries <unsubscribe_base_url>/<token>, the token signed with
+    # unsubscribe_secret (HMAC-SHA256 over the address). Outside the file backend
+    # customer email is held while either is left at its example value.
+    unsubscribe_base_url: str = DEFAULT_UNSUBSCRIBE_BASE_URL
     unsubscribe_secret: str = field(default="change-me", repr=False)
     # The file the settings came from, for messages and `csflow doctor`.
     source: str = field(default="defaults", compare=False)
@@ -71,6 +83,38 @@ class Settings:
     @property
     def uses_embedded_warehouse(self) -> bool:
         return not self.database_url
+
+    def customer_email_refusal(self) -> str | None:
+        """Why customer email may not leave with these settings, or None.
+
+        The file backend sends nothing anywhere, so the example values are fine
+        there (the demo); any real backend needs links nobody else can forge
+        and that point somewhere real.
+        """
+        from csflow.tokens import DEFAULT_SECRETS
+
+        if self.email_backend == "file":
+            return None
+        if self.unsubscribe_secret in DEFAULT_SECRETS:
+            return (
+                f"setting unsubscribe_secret ({env_name('unsubscribe_secret')}) is the example value: "
+                "anyone could forge unsubscribe links; set a long random secret"
+            )
+        if _is_example_url(self.unsubscribe_base_url):
+            return (
+                f"setting unsubscribe_base_url ({env_name('unsubscribe_base_url')}) is "
+                f"{self.unsubscribe_base_url!r}: point it at your csflow workspace's /unsubscribe"
+            )
+        return None
+
+
+def _is_example_url(url: str) -> bool:
+    """No host, or one of the names reserved for examples (RFC 2606)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    reserved = ("example", "example.com", "example.org", "example.net")
+    return not host or any(host == name or host.endswith("." + name) for name in reserved)
 
 
 def env_name(setting: str) -> str:
@@ -128,8 +172,11 @@ def _validate(s: Settings) -> None:
                 f"setting database_url ({env_name('database_url')}): csflow needs PostgreSQL, "
                 f"got {url.get_backend_name()!r}"
             )
-    if s.dbt_threads < 1:
-        raise ConfigError(f"setting dbt_threads ({env_name('dbt_threads')}): must be at least 1")
+    for name, low in (("dbt_threads", 1), ("delivery_concurrency", 1), ("delivery_stop_after_failures", 1)):
+        if getattr(s, name) < low:
+            raise ConfigError(f"setting {name} ({env_name(name)}): must be at least {low}")
+    if s.delivery_concurrency > 128:
+        raise ConfigError(f"setting delivery_concurrency ({env_name('delivery_concurrency')}): at most 128")
 
 
 def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Settings:

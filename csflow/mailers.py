@@ -1,12 +1,21 @@
 """Delivery backends: files (the default), SMTP, SendGrid.
 
-Each makes exactly one attempt and classifies the outcome; retries, backoff
-and bookkeeping live in csflow.outbox so every backend behaves the same:
+Each makes exactly one attempt and classifies the outcome by *when* it
+failed; retries, backoff and bookkeeping live in csflow.outbox, so every
+backend behaves the same:
 
-- sent: accepted; the provider's message id is kept,
-- failed: refused for good (a 4xx other than 429); the error body is kept,
-- retry: certainly not accepted (429, 5xx, connection refused),
-- unknown: may have been accepted (timeout after the request went out).
+- sent: accepted; the provider's message id is kept;
+- failed: certainly not sent, and sending again will not help (the message
+  could not be built, a malformed address, login refused, no STARTTLS, a 4xx
+  answer other than 429);
+- retry: certainly not sent, worth another try (connection refused or timed
+  out before the request was complete, 429, 5xx, an SMTP 4xx reply);
+- unknown: the whole request went out and no answer came back (a read
+  timeout, a reset while waiting for the reply): the provider may have it.
+
+Every message goes to exactly one recipient, checked again here with the
+one address rule (csflow.addresses), and credentials never travel in clear
+text to a host other than loopback unless a setting says so.
 """
 
 from __future__ import annotations
@@ -15,48 +24,134 @@ import base64
 import contextlib
 import html
 import http.client
+import ipaddress
 import json
 import os
 import re
 import smtplib
-import socket
+import ssl
+import threading
 import time
 import urllib.error
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from csflow.config import ConfigError, Settings
-from csflow.outbox import Mailer, Message, SendResult
+import sqlalchemy as sa
+
+from csflow.addresses import is_address
+from csflow.config import ConfigError, Settings, env_name
+from csflow.outbox import DeliveryReport, Mailer, Message, SendResult, deliver
+
+_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]+")
 
 
-def build_mime(message: Message, from_email: str, from_name: str) -> EmailMessage:
-    """HTML with a plain-text part, inline images as related parts."""
-    mime = EmailMessage()
-    mime["From"] = formataddr((from_name, from_email))
-    mime["To"] = formataddr((message.to_name or "", message.to_email))
-    mime["Subject"] = message.subject
-    mime["Date"] = format_datetime(datetime.now(UTC))
-    mime["Message-ID"] = make_msgid(idstring=f"csflow.{message.message_id}", domain=from_email.split("@")[-1])
+def _one_line(value: str) -> str:
+    """Header text from data: line breaks and control characters never become header syntax."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded words, each under 76 columns, never splitting a character."""
+    words, chunk, size = [], [], 0
+    for char in text:
+        n = len(char.encode("utf-8"))
+        if size + n > 45:  # 45 bytes -> 60 base64 characters, 72 with the =?utf-8?b?...?= frame
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += n
+    words.append("".join(chunk))
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
+
+
+def _header_value(value: str) -> str:
+    """One header's value from data: plain if short ASCII, else encoded words, folded."""
+    text = _one_line(value)
+    return text if text.isascii() and len(text) <= 900 else _encoded_words(text)
+
+
+def _mailbox(name: str | None, address: str) -> str:
+    """`Name <address>`: the name quoted when ASCII, encoded when not; the address as checked."""
+    name = _one_line(name or "")
+    if not name:
+        return address
+    if name.isascii():
+        return f'"{name.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}" <{address}>'
+    return f"{_encoded_words(name)} <{address}>"
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """Base64 in 76-column lines, each ended by CRLF (RFC 2045)."""
+    b64 = base64.b64encode(data)
+    return b"\r\n".join([b64[i : i + 76] for i in range(0, len(b64), 76)]) + b"\r\n"
+
+
+@dataclass(frozen=True)
+class Mime:
+    data: bytes  # the whole message, CRLF line ends, as SMTP sends it
+    message_id: str
+
+
+def build_mime(message: Message, from_email: str, from_name: str) -> Mime:
+    """HTML with a plain-text part, inline images as related parts; one recipient.
+
+    Written directly rather than through the email package's generator, which
+    spends milliseconds per message folding headers it does not need to fold:
+    bodies are base64 (so the boundaries, which contain "=", can never occur in
+    them), and only data headers (subject, names) may need encoding.
+    Raises ValueError for an address that is not exactly one mailbox.
+    """
+    for label, address in (("recipient", message.to_email), ("sender", from_email)):
+        if not is_address(address):
+            raise ValueError(f"{label} {address!r} is not exactly one email address")
+    tag = f"{message.message_id}.{uuid.uuid4().hex[:16]}"
+    alternative, related = f"==csflow-alt-{tag}==", f"==csflow-rel-{tag}=="
+    message_id = make_msgid(idstring=f"csflow.{message.message_id}", domain=from_email.split("@")[-1])
+    headers = [
+        ("From", _mailbox(from_name, from_email)),
+        ("To", _mailbox(message.to_name, message.to_email)),
+        ("Subject", _header_value(message.subject)),
+        ("Date", format_datetime(datetime.now(UTC))),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{alternative}"'),
+    ]
     if message.unsubscribe_url:
-        mime["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+        headers.append(("List-Unsubscribe", f"<{_one_line(message.unsubscribe_url)}>"))
     if message.action_id is not None:
-        mime["X-Csflow-Action-Id"] = str(message.action_id)
-    mime.set_content(message.text_body)
-    mime.add_alternative(message.html_body, subtype="html")
+        headers.append(("X-Csflow-Action-Id", str(int(message.action_id))))
+
+    def text_part(body: str, subtype: str) -> bytes:
+        return (
+            f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode()
+            + _base64_lines(body.encode("utf-8"))
+        )
+
+    html = text_part(message.html_body, "html")
     if message.inline_images:
-        html_part = mime.get_payload()[1]
+        parts = [html]
         for image in message.inline_images:
-            maintype, subtype = image.mime_type.split("/", 1)
-            html_part.add_related(
-                base64.b64decode(image.content_b64),
-                maintype=maintype,
-                subtype=subtype,
-                cid=f"<{image.content_id}>",
-                filename=image.filename,
+            name = _one_line(image.filename).replace('"', "")
+            parts.append(
+                f"Content-Type: {_one_line(image.mime_type)}\r\nContent-Transfer-Encoding: base64\r\n"
+                f"Content-ID: <{_one_line(image.content_id)}>\r\n"
+                f'Content-Disposition: inline; filename="{name}"\r\n\r\n'.encode()
+                + _base64_lines(base64.b64decode(image.content_b64))
             )
-    return mime
+        html = f'Content-Type: multipart/related; boundary="{related}"\r\n\r\n'.encode() + _multipart(related, parts)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+    body = _multipart(alternative, [text_part(message.text_body, "plain"), html])
+    return Mime(head + b"\r\n" + body, message_id)
+
+
+def _multipart(boundary: str, parts: list[bytes]) -> bytes:
+    dash = f"--{boundary}".encode()
+    return b"".join(dash + b"\r\n" + part + b"\r\n" for part in parts) + dash + b"--\r\n"
 
 
 def _slug(text: str) -> str:
@@ -64,43 +159,67 @@ def _slug(text: str) -> str:
 
 
 class FileMailer(Mailer):
-    """Writes <id>-<kind>-<subject>.eml and .html into a folder, plus index.html."""
+    """Writes <id>-<kind>-<subject>.eml and .html into a folder, plus index.html.
+
+    Writing a message again overwrites the same two files, so a repeated
+    attempt can never show up twice: slots may commit their claims lazily.
+    One instance serves every sending slot.
+    """
 
     name = "file"
+    idempotent = True
+    # Writing files is work for this interpreter, not waiting on a network:
+    # beyond two slots (one writing while the other waits on the database)
+    # they only contend for it.
+    max_concurrency = 2
+    INDEX_CACHE = ".index.json"
 
     def __init__(self, outbox_dir: Path, from_email: str, from_name: str = "csflow"):
         self.outbox_dir = outbox_dir
         self.from_email = from_email
         self.from_name = from_name
+        self._written: dict[str, list[str]] = {}  # .eml name -> index row, for this run's files
+        self._lock = threading.Lock()
 
     def send(self, message: Message) -> SendResult:
-        self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{message.message_id:06d}-{message.kind}-{_slug(message.subject)}"
-        mime = build_mime(message, self.from_email, self.from_name)
-        (self.outbox_dir / f"{stem}.eml").write_bytes(bytes(mime))
-        (self.outbox_dir / f"{stem}.html").write_text(standalone_html(message), encoding="utf-8")
-        self._wrote = True
-        return SendResult("sent", provider_message_id=f"{stem}.eml")
+        try:
+            mime = build_mime(message, self.from_email, self.from_name).data
+        except (ValueError, TypeError, UnicodeError, LookupError) as exc:
+            return SendResult("failed", detail=f"cannot build the message: {exc}")
+        stem = os.path.join(self.outbox_dir, f"{message.message_id:06d}-{message.kind}-{_slug(message.subject)}")
+        try:
+            if not self._written:
+                self.outbox_dir.mkdir(parents=True, exist_ok=True)
+            with open(f"{stem}.eml", "wb") as eml, open(f"{stem}.html", "wb") as page:
+                eml.write(mime)
+                page.write(standalone_html(message).encode("utf-8"))
+        except OSError as exc:  # a full disk, a folder nobody may write: nothing was delivered
+            return SendResult("failed", detail=f"cannot write to {self.outbox_dir}: {exc}", kind="cannot write")
+        name = os.path.basename(stem) + ".eml"
+        with self._lock:
+            self._written[name] = [message.to_email, message.subject]
+        return SendResult("sent", provider_message_id=name)
 
     def close(self) -> None:
-        if getattr(self, "_wrote", False):
+        if self._written:
             self.write_index()
 
     def write_index(self) -> Path:
-        """outbox/index.html: every message written so far, newest first, with links.
+        """outbox/index.html: every message in the folder, newest first, with links.
 
-        The To and Subject of each .eml are kept in outbox/.index.json, so a run
-        reads the headers of its own new files only, not the whole history.
+        The recipient and subject of each .eml are kept in outbox/.index.json:
+        this run's files are known from sending them, earlier ones from the
+        cache, and only files the cache does not know have their headers read.
         """
-        import json
         from email import policy
         from email.parser import BytesHeaderParser
 
-        cache_path = self.outbox_dir / ".index.json"
+        cache_path = self.outbox_dir / self.INDEX_CACHE
         try:
             cached: dict[str, list[str]] = json.loads(cache_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             cached = {}
+        cached.update(self._written)
         entries: dict[str, list[str]] = {}
         for eml in sorted(self.outbox_dir.glob("*.eml"), reverse=True):
             if eml.name not in cached:
@@ -136,46 +255,148 @@ def standalone_html(message: Message) -> str:
     return body
 
 
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _smtp_login_in_clear(s: Settings) -> None:
+    if s.smtp_username and not s.smtp_starttls and not s.allow_insecure_transport and not _is_loopback(s.smtp_host):
+        raise ConfigError(
+            f"setting smtp_starttls ({env_name('smtp_starttls')}): logging in to {s.smtp_host} without STARTTLS "
+            "would send the password in clear text; turn STARTTLS on, or set allow_insecure_transport "
+            "for a trusted network"
+        )
+
+
+def _sendgrid_key_in_clear(s: Settings) -> None:
+    url = urlsplit(s.sendgrid_host)
+    if url.scheme != "https" and not s.allow_insecure_transport and not _is_loopback(url.hostname):
+        raise ConfigError(
+            f"setting sendgrid_host ({env_name('sendgrid_host')}): {s.sendgrid_host!r} is not https; the API key "
+            "would travel in clear text (allow_insecure_transport overrides this for a trusted network)"
+        )
+
+
+def refuse_clear_text_credentials(settings: Settings) -> None:
+    """A ConfigError when the configured backend would send its key or password in clear text off this host."""
+    check = {"smtp": _smtp_login_in_clear, "sendgrid": _sendgrid_key_in_clear}.get(settings.email_backend)
+    if check:
+        check(settings)
+
+
+def _dot_stuffed(payload: bytes) -> bytes:
+    """DATA content: lines starting with '.' doubled, then the terminating CRLF.CRLF (RFC 5321)."""
+    data = re.sub(rb"(?m)^\.", b"..", payload)
+    return data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
 class SmtpMailer(Mailer):
-    """Plain SMTP with optional STARTTLS and login; one connection for a whole run."""
+    """SMTP with optional STARTTLS and login; one connection per sending slot.
+
+    The transaction is driven step by step (MAIL, RCPT, DATA) so that each
+    failure is known to be before or after the message reached the server:
+    only a lost connection after the final dot is unknown.
+    """
 
     name = "smtp"
 
     def __init__(self, settings: Settings):
+        _smtp_login_in_clear(settings)
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
 
-    def _connection(self) -> smtplib.SMTP:
-        if self._smtp is None:
-            s = self.settings
+    def slot(self) -> SmtpMailer:
+        return SmtpMailer(self.settings)
+
+    def _connect(self) -> SendResult | None:
+        """Open, secure and log in; a SendResult (nothing was sent) when that fails."""
+        s = self.settings
+        where = f"SMTP server {s.smtp_host}:{s.smtp_port}"
+        try:
             smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.email_timeout_seconds)
+        except (OSError, smtplib.SMTPException) as exc:  # refused, timed out, unknown host, bad greeting
+            return SendResult("retry", detail=f"cannot connect to {where}: {exc}", kind="cannot connect")
+        try:
             if s.smtp_starttls:
-                smtp.starttls()
+                smtp.starttls(context=ssl.create_default_context())
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
-            self._smtp = smtp
-        return self._smtp
+        except smtplib.SMTPNotSupportedError as exc:
+            smtp.close()
+            return SendResult("failed", detail=f"{where}: {exc} (settings smtp_starttls, smtp_username)", kind="not supported")
+        except smtplib.SMTPAuthenticationError as exc:
+            smtp.close()
+            return SendResult(
+                "failed", status_code=exc.smtp_code, detail=f"{where} refused the login: {exc.smtp_code} "
+                f"{_reply_text(exc.smtp_error)} (settings smtp_username, smtp_password)", kind="login refused",
+            )
+        except (ssl.SSLError, smtplib.SMTPResponseException) as exc:
+            smtp.close()
+            return SendResult("failed", detail=f"{where}: TLS or login failed: {exc}", kind="TLS")
+        except (OSError, smtplib.SMTPException) as exc:  # disconnected or timed out while setting up
+            smtp.close()
+            return SendResult("retry", detail=f"{where}: connection lost while setting up: {exc}", kind="cannot connect")
+        self._smtp = smtp
+        return None
 
     def send(self, message: Message) -> SendResult:
-        mime = build_mime(message, self.settings.from_email, self.settings.from_name)
+        s = self.settings
         try:
-            smtp = self._connection()
-        except (ConnectionRefusedError, smtplib.SMTPConnectError, socket.gaierror) as exc:
-            return SendResult("retry", detail=f"cannot connect to SMTP server: {exc}")
+            mime = build_mime(message, s.from_email, s.from_name)
+            payload = _dot_stuffed(mime.data)
+        except (ValueError, TypeError, UnicodeError, LookupError) as exc:
+            return SendResult("failed", detail=f"cannot build the message: {exc}")
+        if self._smtp is None and (refused := self._connect()) is not None:
+            return refused
+        smtp = self._smtp
+        assert smtp is not None
+        # Before the final dot the server holds no message: any failure means not sent.
         try:
-            smtp.send_message(mime)
-        except smtplib.SMTPResponseException as exc:
+            smtp.ehlo_or_helo_if_needed()
+            for command, ok, call in (
+                ("MAIL FROM", (250,), lambda: smtp.mail(s.from_email)),
+                ("RCPT TO", (250, 251), lambda: smtp.rcpt(message.to_email)),
+                ("DATA", (354,), lambda: smtp.docmd("data")),
+            ):
+                code, reply = call()
+                if code not in ok:
+                    with contextlib.suppress(OSError, smtplib.SMTPException):
+                        smtp.rset()
+                    return SendResult(
+                        "retry" if 400 <= code < 500 else "failed",
+                        status_code=code,
+                        detail=f"{command} refused: {code} {_reply_text(reply)}",
+                        kind=f"SMTP {code}" if command == "MAIL FROM" else "",
+                    )
+            smtp.send(payload)
+        except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            code = exc.smtp_code
-            detail = f"{code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
-            return SendResult("retry" if 400 <= code < 500 else "failed", status_code=code, detail=detail)
-        except smtplib.SMTPRecipientsRefused as exc:
+            return SendResult("retry", detail=f"connection lost before the message was complete: {exc}", kind="connection lost")
+        # The whole message is with the server: only its reply says whether it took it.
+        try:
+            code, reply = smtp.getreply()
+        except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            return SendResult("failed", detail=f"recipient refused: {exc.recipients}")
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.close()
-            return SendResult("unknown", detail=f"connection lost while sending: {exc}")
-        return SendResult("sent", provider_message_id=str(mime["Message-ID"]))
+            return SendResult(
+                "unknown", detail=f"no reply after the message was sent: {exc}; check the server's log", kind="no answer"
+            )
+        if code != 250:
+            return SendResult(
+                "retry" if 400 <= code < 500 else "failed", status_code=code,
+                detail=f"message refused: {code} {_reply_text(reply)}", kind=f"SMTP {code}",
+            )
+        return SendResult("sent", provider_message_id=mime.message_id, status_code=code)
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -212,8 +433,13 @@ class SendGridMailer(Mailer):
     def __init__(self, settings: Settings, api_key: str):
         from sendgrid import SendGridAPIClient
 
+        _sendgrid_key_in_clear(settings)
         self.settings = settings
+        self.api_key = api_key
         self.client = SendGridAPIClient(api_key=api_key, host=settings.sendgrid_host)
+
+    def slot(self) -> SendGridMailer:
+        return SendGridMailer(self.settings, self.api_key)
 
     def payload(self, message: Message) -> dict:
         from sendgrid.helpers.mail import (
@@ -264,21 +490,32 @@ class SendGridMailer(Mailer):
         from python_http_client.exceptions import HTTPError
 
         try:
-            response = self.client.client.mail.send.post(
-                request_body=self.payload(message), timeout=self.settings.email_timeout_seconds
-            )
+            if not is_address(message.to_email):
+                raise ValueError(f"recipient {message.to_email!r} is not exactly one email address")
+            body = self.payload(message)
+        except Exception as exc:  # the helpers validate too (e.g. a body that looks like an API key)
+            return SendResult("failed", detail=f"cannot build the request: {exc.__class__.__name__}: {exc}")
+        try:
+            response = self.client.client.mail.send.post(request_body=body, timeout=self.settings.email_timeout_seconds)
         except HTTPError as exc:
-            body = exc.body.decode("utf-8", errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
+            text = exc.body.decode("utf-8", errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
             code = int(exc.status_code)
             if code == 429 or code >= 500:
-                return SendResult("retry", status_code=code, detail=body, retry_after=_retry_after(exc.headers))
-            return SendResult("failed", status_code=code, detail=_error_text(body))
+                return SendResult(
+                    "retry", status_code=code, detail=text, retry_after=_retry_after(exc.headers), kind=f"HTTP {code}"
+                )
+            # 401/403 say the key is wrong for every message; other 4xx are this message's own.
+            return SendResult("failed", status_code=code, detail=_error_text(text), kind=f"HTTP {code}" if code in (401, 403) else "")
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
-                return SendResult("retry", detail=f"cannot reach SendGrid: {exc.reason}")
-            return SendResult("unknown", detail=f"no answer from SendGrid: {exc.reason}")
-        except (TimeoutError, ConnectionResetError, http.client.HTTPException) as exc:
-            return SendResult("unknown", detail=f"no answer from SendGrid: {exc!r}")
+            # urllib raises URLError while connecting or writing the request: it never arrived whole.
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                return SendResult("failed", detail=f"SendGrid's certificate was refused: {exc.reason}", kind="TLS")
+            return SendResult("retry", detail=f"could not send the request to SendGrid: {exc.reason}", kind="cannot connect")
+        except (OSError, http.client.HTTPException) as exc:
+            # Raised while waiting for the answer: the request went out whole.
+            return SendResult(
+                "unknown", detail=f"no answer from SendGrid after the request was sent: {exc!r}", kind="no answer"
+            )
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return SendResult("sent", provider_message_id=message_id, status_code=response.status_code)
 
@@ -308,3 +545,28 @@ def make_mailer(settings: Settings) -> Mailer:
     if settings.email_backend == "sendgrid":
         return SendGridMailer(settings, sendgrid_api_key(settings))
     return FileMailer(settings.outbox_dir, settings.from_email, settings.from_name)
+
+
+def deliver_outbox(
+    engine: sa.Engine,
+    settings: Settings,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DeliveryReport:
+    """The outbox through the configured backend, concurrency and stop rule.
+
+    Customer email stays pending (held) while the settings would let anyone
+    forge its unsubscribe links (Settings.customer_email_refusal).
+    """
+    return deliver(
+        engine,
+        make_mailer(settings),
+        concurrency=settings.delivery_concurrency,
+        limit=limit,
+        progress=progress,
+        kinds=kinds,
+        stop_after_failures=settings.delivery_stop_after_failures,
+        hold_customer=settings.customer_email_refusal(),
+    )

@@ -10,15 +10,16 @@ records it. Per play, one transaction:
    (playbook, occasion_key) is unique, so only new occasions come back,
 4. for those, create ops.tasks and queue rendered messages in ops.outbox.
 
-A closed validation gate stops customer-facing rules; they fire on a later
-run once the data can be trusted again. A backfill of past dates holds them
-the same way (unless asked to send): an occasion that is still current fires
-when today's run sees it, and one that has passed is not emailed late.
+Customer-facing rules are held (not fired, so they fire on a later run) for
+one reason at a time, counted per play: a closed validation gate (the data
+cannot be trusted), a backfill of a past date (an occasion still current
+fires when today's run sees it; one that has passed is not emailed late), or
+settings that would let anyone forge the unsubscribe links. Customer email
+never goes to a suppressed address (csflow.suppressions).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,9 +30,16 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
+from csflow import tokens
+from csflow.addresses import normalized
 from csflow.config import ConfigError, Settings
 from csflow.outbox import Message, ensure_outbox_schema, queue_messages
 from csflow.render import Renderer
+from csflow.suppressions import suppressed, sync_from_contacts
+
+# Why customer-facing rules did not fire (PlayResult.held); settings give their own reason.
+GATE_CLOSED = "validation gate closed"
+PAST_DATE = "past date (backfill)"
 
 CHANNELS = ("csm_alert", "customer_email", "task_only")
 RECIPIENTS = ("owner_csm", "decision_makers", "trained_contact", "data_team")
@@ -171,8 +179,7 @@ class PlayResult:
     already_fired: int = 0
     skipped: int = 0  # fired, but nobody could be emailed (recorded with a reason)
     cooling_down: int = 0
-    blocked_by_gate: int = 0
-    held_past_date: int = 0  # customer-facing, not fired: a backfill of a past date
+    held: dict[str, int] = field(default_factory=dict)  # customer-facing, not fired: reason -> occasions
     unmatched: int = 0
     messages: int = 0
     tasks: int = 0
@@ -185,47 +192,45 @@ class _Contact:
     email: str
     name: str | None
     role: str | None
-    is_unsubscribed: bool
 
 
 @dataclass
 class _Directory:
-    """Contacts and locales, read once per run."""
+    """Contacts, locales and suppressed addresses, read once per run."""
 
     by_account: dict[str, list[_Contact]]
     by_id: dict[str, _Contact]
     region: dict[str, str | None]
+    suppressed: dict[str, str]  # address -> reason
 
     @classmethod
     def load(cls, conn: sa.Connection) -> _Directory:
         by_account: dict[str, list[_Contact]] = defaultdict(list)
         by_id: dict[str, _Contact] = {}
         for row in conn.execute(
-            sa.text(
-                "select contact_id, account_id, email, contact_name, role, coalesce(is_unsubscribed, false) "
-                "from staging.stg_landing__contacts"
-            )
+            sa.text("select contact_id, account_id, email, contact_name, role from staging.stg_landing__contacts")
         ):
-            contact = _Contact(row[0], row[2], row[3], row[4], bool(row[5]))
+            contact = _Contact(row[0], row[2], row[3], row[4])
             by_account[row[1]].append(contact)
             by_id[row[0]] = contact
         region = dict(conn.execute(sa.text("select account_id, region from staging.stg_landing__accounts")).all())
-        return cls(by_account, by_id, region)
+        return cls(by_account, by_id, region, suppressed(conn))
 
 
-def unsubscribe_url(settings: Settings, contact_id: str) -> str:
-    token = hashlib.sha256(f"{settings.unsubscribe_secret}:{contact_id}".encode()).hexdigest()[:24]
-    return f"{settings.unsubscribe_base_url}?c={contact_id}&t={token}"
+def unsubscribe_url(settings: Settings, address: str) -> str:
+    """The opt-out link for one address: signed, so nobody can unsubscribe someone else."""
+    token = tokens.sign(settings.unsubscribe_secret, "unsubscribe", normalized(address))
+    return tokens.link(settings.unsubscribe_base_url, token)
 
 
 def _recipients(rule: Rule, row: dict[str, Any], directory: _Directory, settings: Settings) -> tuple[list[_Contact], str]:
-    """Who gets the message, after dropping unsubscribed customer contacts; and why nobody, if nobody."""
+    """Who gets the message, after dropping suppressed customer addresses; and why nobody, if nobody."""
     people: list[_Contact] = []
     for kind in rule.recipients:
         if kind == "owner_csm" and row.get("owner_email"):
-            people.append(_Contact("", row["owner_email"], None, "csm", False))
+            people.append(_Contact("", row["owner_email"], None, "csm"))
         elif kind == "data_team":
-            people.append(_Contact("", settings.data_team_email, None, "data_team", False))
+            people.append(_Contact("", settings.data_team_email, None, "data_team"))
         elif kind == "decision_makers":
             people += [c for c in directory.by_account.get(row["account_id"], []) if c.role == "decision_maker"]
         elif kind == "trained_contact" and row.get("contact_id") in directory.by_id:
@@ -233,11 +238,11 @@ def _recipients(rule: Rule, row: dict[str, Any], directory: _Directory, settings
     if not people:
         return [], f"no {' or '.join(rule.recipients)} on record"
     if rule.customer_facing:
-        reachable = [p for p in people if not p.is_unsubscribed]
-        if not reachable:
-            return [], "every recipient has unsubscribed"
-        people = reachable
-    unique = {p.email.lower(): p for p in people}
+        reasons = sorted({directory.suppressed[a] for p in people if (a := normalized(p.email)) in directory.suppressed})
+        people = [p for p in people if normalized(p.email) not in directory.suppressed]
+        if not people:
+            return [], f"every recipient is suppressed ({', '.join(reasons)})"
+    unique = {normalized(p.email): p for p in people}
     return list(unique.values()), ""
 
 
@@ -274,10 +279,10 @@ def run_play(
     settings: Settings,
     renderer: Renderer,
     as_of: date,
-    gate_open: bool,
+    customer_hold: str | None,
     directory: _Directory,
-    customer_email: bool = True,
 ) -> PlayResult:
+    """Fire one play; customer_hold, when given, is why its customer-facing rules may not fire now."""
     result = PlayResult(play.name)
     with engine.begin() as conn:
         rows = _audience_rows(conn, play.audience)
@@ -295,11 +300,8 @@ def run_play(
             if rule is None:
                 result.unmatched += 1
                 continue
-            if rule.customer_facing and not gate_open:
-                result.blocked_by_gate += 1
-                continue
-            if rule.customer_facing and not customer_email:
-                result.held_past_date += 1
+            if rule.customer_facing and customer_hold:
+                result.held[customer_hold] = result.held.get(customer_hold, 0) + 1
                 continue
             people, why_nobody = _recipients(rule, row, directory, settings) if rule.recipients else ([], "")
             planned.append((row, rule, people, why_nobody))
@@ -348,12 +350,12 @@ def run_play(
                 result.skipped += 1
             locale = config.locale_by_region.get(str(directory.region.get(row["account_id"])), config.default_locale)
             for person in people:
-                unsubscribe = unsubscribe_url(settings, person.contact_id) if rule.customer_facing else None
+                unsubscribe = unsubscribe_url(settings, person.email) if rule.customer_facing else None
                 context = {**row, "recipient_name": person.name, "unsubscribe_url": unsubscribe, "action_id": action_id}
                 rendered = renderer.render(rule.template or "", locale, context)
                 messages.append(
                     Message(
-                        dedupe_key=f"action:{action_id}:{person.email.lower()}",
+                        dedupe_key=f"action:{action_id}:{normalized(person.email)}",
                         kind="playbook",
                         to_email=person.email,
                         to_name=person.name,
@@ -406,9 +408,15 @@ def run_playbooks(
     renderer = Renderer()
     config = config or load_playbooks(settings.playbooks_file, renderer)
     ensure_playbook_schema(engine)
-    with engine.connect() as conn:
+    customer_hold = (
+        (None if gate_open else GATE_CLOSED)
+        or (None if customer_email else PAST_DATE)
+        or settings.customer_email_refusal()
+    )
+    with engine.begin() as conn:
+        sync_from_contacts(conn)
         directory = _Directory.load(conn)
     return [
-        run_play(engine, play, config, settings, renderer, as_of, gate_open, directory, customer_email)
+        run_play(engine, play, config, settings, renderer, as_of, customer_hold, directory)
         for play in config.playbooks
     ]

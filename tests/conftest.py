@@ -177,14 +177,14 @@ def built_marts(server: Warehouse, shared_state: Path, tmp_path_factory: pytest.
 
 @pytest.fixture
 def marts_engine(built_marts) -> Iterator[sa.Engine]:
-    """The session's built marts with the playbook ledger, tasks and outbox emptied."""
+    """The session's built marts with the playbook ledger, tasks, outbox and suppressions emptied."""
     from csflow.playbooks import ensure_playbook_schema
 
     db, _ = built_marts
     eng = db.engine()
     ensure_playbook_schema(eng)
     with eng.begin() as conn:
-        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions cascade"))
+        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions, ops.suppressions cascade"))
     yield eng
     eng.dispose()
 

@@ -2,8 +2,17 @@
 
 Every request body is validated against the published OpenAPI schema in
 ../shared/specs/sendgrid-mail-v3.json, so a payload SendGrid would refuse
-fails our tests too. Tests script its answers (429, 5xx, ...) and read what
-it accepted. Used by tests/test_delivery.py and benchmarks/delivery.py.
+fails our tests too. Tests script its answers (429, 5xx, dropped
+connections, delays) and read what it accepted; `latency` adds a round trip
+to every request, as a real provider far away would.
+
+Run on its own (benchmarks/delivery.py does, so the server's work does not
+share the sender's interpreter):
+
+    python -m tests.sendgrid_server --port 0 --latency-ms 150
+
+It prints `listening on http://127.0.0.1:PORT` and, when stopped with
+SIGTERM or SIGINT, the number of messages it accepted.
 """
 
 from __future__ import annotations
@@ -46,16 +55,27 @@ class Scripted:
     delay: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops connections when many senders arrive at once
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a sender killed mid-request leaves a broken pipe: that is the test, not a server fault
+
+
 class SendGridStub:
-    def __init__(self, api_key: str = "SG.test-key"):
+    def __init__(self, api_key: str = "SG.test-key", latency: float = 0.0, port: int = 0):
         self.api_key = api_key
+        self.latency = latency  # seconds added to every answer
         self.validator = mail_send_validator()
         self.script: deque[Scripted] = deque()
         self.accepted: list[dict[str, Any]] = []  # bodies answered with 202 (or accepted then dropped)
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most mail send requests being answered at once
         self.invalid: list[str] = []  # schema errors seen
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -97,8 +117,18 @@ class SendGridStub:
                 self.wfile.write(payload)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                arrived = time.monotonic()
                 with stub._lock:
                     stub.requests += 1
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    self._mail_send(arrived)
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+
+            def _mail_send(self, arrived: float) -> None:
                 if self.path != "/v3/mail/send":
                     return self._answer(404, {"errors": [{"message": "not found", "field": None}]})
                 if self.headers.get("Authorization") != f"Bearer {stub.api_key}":
@@ -123,8 +153,10 @@ class SendGridStub:
                     )
                 with stub._lock:
                     answer = stub.script.popleft() if stub.script else Scripted()
-                if answer.delay:
-                    time.sleep(answer.delay)
+                # latency is the whole round trip as the sender sees it, our own checks included
+                wait = answer.delay + stub.latency - (time.monotonic() - arrived)
+                if wait > 0:
+                    time.sleep(wait)
                 if answer.status == 202:
                     with stub._lock:
                         stub.accepted.append(body)
@@ -136,3 +168,25 @@ class SendGridStub:
                 return self._answer(answer.status, answer.body or {"errors": [{"message": "scripted"}]}, answer.headers)
 
         return Handler
+
+
+def main() -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="A local SendGrid v3 mail send server for tests and benchmarks.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    parser.add_argument("--api-key", default="SG.test-key")
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with SendGridStub(api_key=args.api_key, latency=args.latency_ms / 1000, port=args.port) as stub:
+        print(f"listening on {stub.url}", flush=True)
+        stop.wait()
+        print(f"accepted {len(stub.accepted)} invalid {len(stub.invalid)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

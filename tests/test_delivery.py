@@ -20,13 +20,12 @@ from csflow.outbox import (
     InlineImage,
     Message,
     RetryPolicy,
-    claim_batch,
+    SendingSlot,
     deliver,
     ensure_outbox_schema,
     outbox_counts,
     queue_messages,
     resolve_unknown,
-    sender_session,
 )
 from tests.sendgrid_server import Scripted, SendGridStub
 
@@ -128,7 +127,8 @@ def test_sendgrid_down_mid_send_resumes_without_loss_or_duplicates(engine, stub,
     # Two messages go through, then the API fails with 500s for longer than the retries last.
     stub.then(Scripted(), Scripted(), *[Scripted(500)] * FAST.attempts)
     first = deliver(engine, sendgrid, policy=FAST)
-    assert (first.sent, first.requeued) == (2, 4)
+    assert (first.sent, first.waiting) == (2, 4)
+    assert "retries ran out" in first.stopped and "stopped early" in (first.problem() or "")
     assert statuses(engine) == {"sent": 2, "pending": 4}
 
     with engine.begin() as conn:  # due again now rather than after the backoff
@@ -140,8 +140,9 @@ def test_sendgrid_down_mid_send_resumes_without_loss_or_duplicates(engine, stub,
 
 def test_a_crash_between_claim_and_send_surfaces_unknown_and_never_resends(engine, stub, sendgrid) -> None:
     queue(engine, 3)
-    with sender_session(engine) as crashed_sender:
-        claim_batch(engine, crashed_sender, 1)  # claimed, then the process "dies" (its session ends)
+    crashed = SendingSlot(engine)
+    assert crashed.claim(None, hold_customer=False)
+    crashed.abandon()  # the process "dies": its session, and with it its lock, ends
     report = deliver(engine, sendgrid, policy=FAST)
     assert len(report.unknown) == 1 and report.sent == 2
     assert statuses(engine) == {"sent": 2, "unknown": 1}
@@ -167,7 +168,8 @@ def test_unreachable_sendgrid_leaves_messages_pending(engine) -> None:
     mailer = SendGridMailer(Settings(sendgrid_host=f"http://127.0.0.1:{port}"), api_key="SG.x")
     queue(engine, 2)
     report = deliver(engine, mailer, policy=FAST)
-    assert report.requeued == 2 and statuses(engine) == {"pending": 2}
+    assert report.waiting == 2 and statuses(engine) == {"pending": 2}
+    assert report.unknown_total == 0 and "cannot connect" in report.stopped
 
 
 def test_the_stub_refuses_what_sendgrid_would_refuse(stub, sendgrid) -> None:

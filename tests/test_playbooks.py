@@ -14,7 +14,7 @@ from csflow.config import ConfigError
 from csflow.dbt import run_dbt
 from csflow.mailers import FileMailer
 from csflow.outbox import deliver
-from csflow.playbooks import load_playbooks, run_playbooks
+from csflow.playbooks import GATE_CLOSED, load_playbooks, run_playbooks
 from csflow.render import Renderer
 from csflow.run_context import write_run_context
 from tests.conftest import EVIL
@@ -51,7 +51,8 @@ def test_every_occasion_fires_once_however_often_the_run_repeats(built, marts_en
 def test_a_closed_gate_stops_customer_email_but_not_csm_alerts(built, marts_engine) -> None:
     results = {r.playbook: r for r in run_playbooks(marts_engine, built, AS_OF, gate_open=False)}
     assert results["post_training_survey"].fired == 0
-    assert results["post_training_survey"].blocked_by_gate == results["post_training_survey"].candidates > 0
+    assert results["post_training_survey"].held == {GATE_CLOSED: results["post_training_survey"].candidates}
+    assert results["post_training_survey"].candidates > 0
     assert all(not m.is_customer_facing for m in outbox(marts_engine))
     assert results["usage_decline"].fired > 0  # internal alert to the CSM
     # Once the data is trusted again the blocked occasions fire.
@@ -82,7 +83,15 @@ def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built, marts_
                 "where c.is_unsubscribed and o.is_customer_facing"
             )
         ).scalar_one()
-    assert (status, detail) == ("skipped", "every recipient has unsubscribed")
+        suppressed = conn.execute(
+            sa.text(
+                "select s.reason, s.source from ops.suppressions s "
+                "join staging.stg_landing__contacts c on lower(c.email) = s.address where c.contact_id = :c"
+            ),
+            {"c": trained},
+        ).one()
+    assert (status, detail) == ("skipped", "every recipient is suppressed (unsubscribe)")
+    assert tuple(suppressed) == ("unsubscribe", "contacts.is_unsubscribed")  # kept, per address
     assert unsubscribed == 0
     assert all(m.unsubscribe_url for m in outbox(marts_engine) if m.is_customer_facing)
 
