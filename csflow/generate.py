@@ -14,7 +14,8 @@ Design notes for newcomers:
   byte-identical files.
 - Time: each account has one UTC offset. Timestamps are computed as *local
   wall-clock seconds* and written with that offset. Nothing lies after the end
-  of as_of, neither in local time nor in UTC (see `_Chunk.limit`).
+  of as_of, neither in local time nor in UTC, nor after `not_after` (the
+  demo passes now, so data for today never lies in the future; see `_Chunk.limit`).
 - Cohorts the playbooks look for are planted on purpose (COHORT_SHARE): usage
   decline, single-feature use, support surges, pricing-page interest,
   cross-sell clicks, new NPS detractors, recent trainings, renewals in every
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from types import TracebackType
@@ -284,8 +285,13 @@ def generate(
     as_of: date,
     fmt: str = "csv",
     progress: Callable[[str, int], None] | None = None,
+    not_after: datetime | None = None,
 ) -> dict[str, int]:
-    """Write every landing file of the contract into out_dir; return rows written per entity."""
+    """Write every landing file of the contract into out_dir; return rows written per entity.
+
+    not_after: no timestamp later than this instant (the time of generation,
+    for data as of today); the start of as_of at the earliest.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if accounts < 1:
@@ -294,7 +300,12 @@ def generate(
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(seed=seed, accounts=accounts, as_of_day=(as_of - EPOCH).days)
+    run = _Run(
+        seed=seed,
+        accounts=accounts,
+        as_of_day=(as_of - EPOCH).days,
+        not_after=int(not_after.timestamp()) if not_after is not None else None,
+    )
     with _LandingWriter(out_dir, fmt, progress) as writer:
         for chunk_index, first in enumerate(range(1, accounts + 1, CHUNK_ACCOUNTS)):
             _write_chunk(run, writer, chunk_index, first, min(CHUNK_ACCOUNTS, accounts + 1 - first))
@@ -343,6 +354,7 @@ class _Run:
     seed: int
     accounts: int
     as_of_day: int  # days since 1970-01-01
+    not_after: int | None = None  # UTC seconds since 1970-01-01
 
     def __post_init__(self) -> None:
         self.next_serial = dict.fromkeys(ID_FORMATS, 1)
@@ -516,6 +528,8 @@ def _plan_chunk(run: _Run, first: int, size: int, rng: np.random.Generator) -> _
     start_day = np.maximum(created_day, run.first_day)
     stop_day = np.where(churned, end_day, run.as_of_day)
     limit = run.as_of_day * DAY + DAY - 1 + np.minimum(0, OFFSET_SECONDS[offset])
+    if run.not_after is not None:
+        limit = np.maximum(run.as_of_day * DAY, np.minimum(limit, run.not_after + OFFSET_SECONDS[offset]))
 
     active = ~churned
     history = run.as_of_day - start_day  # days of activity before as_of

@@ -20,6 +20,8 @@ Design notes:
 
 from __future__ import annotations
 
+import copy
+import html
 import importlib
 import importlib.util
 import json
@@ -29,7 +31,7 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -112,6 +114,8 @@ class ValidationReport:
     validated_at: datetime
     suites: list[SuiteResult]
     seconds: float = 0.0
+    # Rows stamped after as_of per entity: not used by this run, not an error.
+    after_as_of: dict[str, int] = field(default_factory=dict)
     # The raw GX results, for Data Docs; not stored, not compared.
     gx_results: list[Any] = field(default_factory=list, repr=False, compare=False)
 
@@ -185,7 +189,12 @@ class ValidationReport:
                     f"| {e.severity} | {e.suite} | {_md(e.description)} | {_md(e.column or '')} | "
                     f"{_md(str(amount))} | {_md(_sample_text(e.sample))} |"
                 )
+        if self.after_as_of:
+            lines += ["", f"Rows after as_of, not used by this run (not an error): {self.after_as_of_text()}"]
         return "\n".join(lines)
+
+    def after_as_of_text(self) -> str:
+        return ", ".join(f"{entity} {n:,}" for entity, n in sorted(self.after_as_of.items()))
 
     def failures_text(self) -> str:
         """Plain text for the data team's email: what failed, how much, examples."""
@@ -216,6 +225,7 @@ class ValidationReport:
             "validated_at": self.validated_at.isoformat(),
             "gate_open": self.gate_open,
             "seconds": round(self.seconds, 3),
+            "after_as_of": self.after_as_of,
             "suites": [
                 {
                     "name": s.name,
@@ -299,18 +309,47 @@ def _gx_context(runtime_environment: dict[str, str] | None = None, docs_dir: Pat
 
 
 def latest_loads(engine: sa.Engine) -> dict[str, Any]:
-    """The latest raw.loads row per entity: the files the latest ingest was given."""
+    """The latest finished raw.loads row per entity: the files the latest ingest was given."""
+    from csflow.ingest import FINISHED
+
     suites = load_suites()
     with engine.connect() as conn:
         if conn.execute(sa.text("select to_regclass('raw.loads')")).scalar() is None:
             return {}
         rows = conn.execute(
             sa.text(
-                "select distinct on (entity) entity, load_id, file_name, status "
-                "from raw.loads order by entity, load_id desc"
+                "select distinct on (entity) entity, load_id, file_name, status, started_at "
+                f"from raw.loads where status in {FINISHED} order by entity, load_id desc"
             )
         ).all()
-    return {r.entity: suites.LatestLoad(int(r.load_id), r.file_name, r.status) for r in rows}
+    return {r.entity: suites.LatestLoad(int(r.load_id), r.file_name, r.status, r.started_at) for r in rows}
+
+
+def rows_after_as_of(engine: sa.Engine, as_of: date, timezone: str) -> dict[str, int]:
+    """Rows stamped after the end of as_of (in the run's time zone), per entity.
+
+    They are not an error (a rerun of a past date over a later export has
+    them) and the marts do not use them; the run summary counts them.
+    """
+    from csflow.contract import ENTITIES
+
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        for entity in ENTITIES.values():
+            if entity.stamped_by is None or conn.execute(
+                sa.text("select to_regclass(:t)"), {"t": f"raw.{entity.name}"}
+            ).scalar() is None:
+                continue
+            n = conn.execute(
+                sa.text(
+                    f'select count(*) from raw.{entity.name} where "{entity.stamped_by}" >= '
+                    "(cast(:next_day as timestamp) at time zone :tz)"
+                ),
+                {"next_day": as_of + timedelta(days=1), "tz": timezone},
+            ).scalar_one()
+            if n:
+                counts[entity.name] = int(n)
+    return counts
 
 
 def dbt_health_band_bounds(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> tuple[float, float]:
@@ -454,6 +493,7 @@ def run_validation(
     *,
     health_band_bounds: tuple[float, float] | None = None,
     store: bool = True,
+    timezone: str | None = None,
 ) -> ValidationReport:
     """Validate raw and marts for one run; store and return the gate decision.
 
@@ -462,6 +502,7 @@ def run_validation(
     (green, yellow) lower bounds account_health was built with; default: the
     dbt vars in dbt_project.yml (pass them when a run overrides them with --vars).
     store: write ops.validation_runs / ops.validation_results.
+    timezone: the run's; with it, rows after as_of are counted (report.after_as_of).
     """
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
@@ -512,7 +553,8 @@ def run_validation(
             finally:
                 datasource.get_engine().dispose()  # GX's own pool: do not leave connections open
         report = ValidationReport(
-            run_id, as_of, validated_at, results, time.perf_counter() - started, gx_results=gx_results
+            run_id, as_of, validated_at, results, time.perf_counter() - started,
+            after_as_of=rows_after_as_of(engine, as_of, timezone) if timezone else {}, gx_results=gx_results,
         )
         if store:
             store_report(engine, report)
@@ -623,6 +665,28 @@ def store_report(engine: sa.Engine, report: ValidationReport) -> None:
 # Data Docs
 
 
+def _escape_data(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value)
+    if isinstance(value, dict):
+        return {k: _escape_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_data(v) for v in value]
+    return value
+
+
+def _escaped(result: ExpectationSuiteValidationResult) -> ExpectationSuiteValidationResult:
+    """A copy whose values from the data (samples, observed values) are HTML-escaped.
+
+    GX's Data Docs put sample values into the page as markup: a contact email
+    `<img src=x onerror=...>` would run as script. Escaped, it shows as text.
+    """
+    result = copy.deepcopy(result)
+    for r in result.results:
+        r.result = _escape_data(r.result or {})
+    return result
+
+
 def build_data_docs(
     report_or_results: ValidationReport | Iterable[ExpectationSuiteValidationResult], out_dir: Path
 ) -> Path:
@@ -639,6 +703,7 @@ def build_data_docs(
     )
 
     results = report_or_results.gx_results if isinstance(report_or_results, ValidationReport) else report_or_results
+    results = [_escaped(r) for r in results]
     load_suites()  # registers csflow's own expectation classes for rendering
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,9 @@
 a SQL-query expectation that reports sample rows.
 
 Suites are functions of the run (`RunParams`) rather than static JSON, because
-some bounds only exist at validation time: "no timestamp after as_of + 1 day"
-needs the run's as_of, and "rows were loaded" needs the latest load of each
-entity from `raw.loads`.
+some bounds only exist at validation time: "no timestamp after its file was
+loaded" and "rows were loaded" need the latest load of each entity from
+`raw.loads`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
+
+from csflow.addresses import ADDRESS_PATTERN
 
 CRITICAL = "critical"  # closes the gate: no playbook acts on customers, the data team is told
 WARNING = "warning"  # reported only
@@ -26,8 +28,8 @@ SEVERITIES = (CRITICAL, WARNING)
 # Rows naming an account missing from raw.accounts may make up this share of a
 # table before the warning fires; every such row is still counted in the results.
 UNKNOWN_ACCOUNT_MOSTLY = 0.99
-# Loose on purpose: catches missing @, spaces, missing domain; not RFC 5322.
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# A row stamped later than its file was loaded, by more than this, cannot be true.
+CLOCK_SKEW = timedelta(hours=1)
 # Rows a query expectation keeps as examples of what failed.
 SAMPLE_ROWS = 5
 
@@ -36,11 +38,12 @@ E = TypeVar("E", bound=gxe.Expectation)
 
 @dataclass(frozen=True)
 class LatestLoad:
-    """The latest row of raw.loads for an entity: the file given most recently."""
+    """The latest finished row of raw.loads for an entity: the file given most recently."""
 
     load_id: int
     file_name: str
     status: str
+    started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,6 @@ class RunParams:
     # account_health band bounds (data-contract.md: green >= 70, yellow 40-69, red < 40).
     health_green_min: float = 70.0
     health_yellow_min: float = 40.0
-
-    @property
-    def future_bound(self) -> datetime:
-        """First instant that is too late for an event: midnight UTC after the day as_of + 1.
-
-        The extra day absorbs time zones: the end of as_of anywhere on earth is
-        before this instant, so only genuinely future-dated rows fail.
-        """
-        return datetime.combine(self.as_of + timedelta(days=2), time(0), tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -171,9 +165,27 @@ def unique_id(*columns: str) -> list[gxe.Expectation]:
     return [critical(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns)))]
 
 
-def not_in_future(column: str, run: RunParams) -> gxe.Expectation:
-    """Events after as_of + 1 day mean a wrong clock or a wrong as_of: windows would be wrong."""
-    return critical(gxe.ExpectColumnValuesToBeBetween(column=column, max_value=run.future_bound, strict_max=True))
+def not_after_load(entity: str, column: str, run: RunParams) -> list[gxe.Expectation]:
+    """A row stamped after its file was loaded cannot be true: a wrong clock or a wrong time zone.
+
+    Rows after the run's as_of are not checked here: a rerun of a past date
+    over a later export sees them, and the marts simply do not use them. Every
+    row of the table was loaded by the latest load or before it, so its load
+    time (plus CLOCK_SKEW) bounds them all.
+    """
+    load = run.latest_loads.get(entity)
+    if load is None:
+        return []
+    bound = load.started_at + CLOCK_SKEW
+    return [
+        critical(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column,
+                max_value=bound,
+                description=f"{column} at or before the file was loaded (+{CLOCK_SKEW}): {bound.isoformat()}",
+            )
+        )
+    ]
 
 
 def known_accounts() -> gxe.Expectation:
@@ -184,8 +196,8 @@ def known_accounts() -> gxe.Expectation:
 
 
 def well_formed_email(column: str) -> gxe.Expectation:
-    """A malformed address fails one email, not the run."""
-    return warning(gxe.ExpectColumnValuesToMatchRegex(column=column, regex=EMAIL_REGEX))
+    """Ingest rejects malformed addresses; this catches rows written around it. One address fails one email."""
+    return warning(gxe.ExpectColumnValuesToMatchRegex(column=column, regex=ADDRESS_PATTERN))
 
 
 def rows_from_latest_load(entity: str, run: RunParams) -> list[gxe.Expectation]:

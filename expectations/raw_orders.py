@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
-from expectations._base import RunParams, SuiteSpec, known_accounts, not_in_future, rows_from_latest_load, unique_id
+from expectations._base import RunParams, SuiteSpec, known_accounts, not_after_load, rows_from_latest_load, unique_id
 
 
 def build(run: RunParams) -> list[gxe.Expectation]:
     return [
         *unique_id("order_id"),
-        not_in_future("ordered_at", run),
+        *not_after_load("orders", "ordered_at", run),
         known_accounts(),
         *rows_from_latest_load("orders", run),
     ]

@@ -8,7 +8,7 @@ from expectations._base import (
     RunParams,
     SuiteSpec,
     known_accounts,
-    not_in_future,
+    not_after_load,
     rows_from_latest_load,
     unique_id,
     warning,
@@ -18,7 +18,7 @@ from expectations._base import (
 def build(run: RunParams) -> list[gxe.Expectation]:
     return [
         *unique_id("ticket_id"),
-        not_in_future("opened_at", run),
+        *not_after_load("support_tickets", "opened_at", run),
         # Resolution before opening skews resolution times, nothing customer-facing.
         warning(
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(

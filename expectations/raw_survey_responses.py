@@ -10,7 +10,7 @@ from expectations._base import (
     SuiteSpec,
     critical,
     known_accounts,
-    not_in_future,
+    not_after_load,
     rows_from_latest_load,
     unique_id,
 )
@@ -30,7 +30,7 @@ def build(run: RunParams) -> list[gxe.Expectation]:
                 column="score", min_value=1, max_value=5, row_condition=Column("survey_type") == "csat"
             )
         ),
-        not_in_future("responded_at", run),
+        *not_after_load("survey_responses", "responded_at", run),
         known_accounts(),
         *rows_from_latest_load("survey_responses", run),
     ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
-from expectations._base import RunParams, SuiteSpec, known_accounts, not_in_future, rows_from_latest_load
+from expectations._base import RunParams, SuiteSpec, known_accounts, not_after_load, rows_from_latest_load
 
 
 def build(run: RunParams) -> list[gxe.Expectation]:
     return [
-        not_in_future("occurred_at", run),
+        *not_after_load("usage_events", "occurred_at", run),
         known_accounts(),
         *rows_from_latest_load("usage_events", run),
     ]

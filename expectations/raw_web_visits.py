@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
-from expectations._base import RunParams, SuiteSpec, known_accounts, not_in_future, rows_from_latest_load
+from expectations._base import RunParams, SuiteSpec, known_accounts, not_after_load, rows_from_latest_load
 
 
 def build(run: RunParams) -> list[gxe.Expectation]:
     return [
-        not_in_future("visited_at", run),
+        *not_after_load("web_visits", "visited_at", run),
         known_accounts(),
         *rows_from_latest_load("web_visits", run),
     ]

@@ -18,6 +18,7 @@ from csflow.validation import (
     ValidationReport,
     build_data_docs,
     dbt_health_band_bounds,
+    rows_after_as_of,
     run_validation,
 )
 from csflow.warehouse import Warehouse
@@ -97,10 +98,14 @@ def test_corrupted_data_closes_the_gate_and_names_what_failed(warehouse: Warehou
         )
     insert_variant(loaded, "raw.contracts", contract_id="C-NEGATIVE", arr=-1200)
     insert_variant(loaded, "raw.survey_responses", response_id="R-14", survey_type="nps", score=14)
-    future = datetime(2026, 4, 7, 9, 30, tzinfo=UTC)  # a week after as_of
+    # After as_of but before the file was loaded: a later export, not used by this run, not an error.
+    usage_after_as_of = rows_after_as_of(loaded, AS_OF, "Asia/Tokyo").get("usage_events", 0)
+    insert_variant(loaded, "raw.usage_events", occurred_at=datetime(2026, 4, 7, 9, 30, tzinfo=UTC))
+    # After the file was loaded (beyond the clock-skew allowance): cannot be true.
+    future = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     insert_variant(loaded, "raw.usage_events", occurred_at=future)
 
-    report = run_validation(warehouse, AS_OF, "corrupted", RAW)
+    report = run_validation(warehouse, AS_OF, "corrupted", RAW, timezone="Asia/Tokyo")
 
     assert not report.gate_open
     unique = failure(report, "raw_contracts", "expect_column_values_to_be_unique", "contract_id")
@@ -111,6 +116,8 @@ def test_corrupted_data_closes_the_gate_and_names_what_failed(warehouse: Warehou
     assert nps.unexpected_count == 1 and nps.sample == [14] and "survey_type" in nps.description
     late = failure(report, "raw_usage_events", "expect_column_values_to_be_between", "occurred_at")
     assert late.unexpected_count == 1 and datetime.fromisoformat(late.sample[0]) == future
+    assert report.after_as_of["usage_events"] == usage_after_as_of + 2
+    assert f"usage_events {usage_after_as_of + 2}" in report.summary_markdown()
     assert {e.suite for e in report.critical_failures} == {"raw_contracts", "raw_survey_responses", "raw_usage_events"}
     assert {s.name for s in report.suites_failed} == {"raw_contracts", "raw_survey_responses", "raw_usage_events"}
 
