@@ -6,14 +6,16 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from csflow.config import ConfigError, Settings, load_settings
 
@@ -37,6 +39,16 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def cells(*values: object) -> list[Text]:
+    """Table cells from data: printed as they are, never read as Rich markup (`[/]` in a name)."""
+    return [Text("" if v is None else str(v)) for v in values]
+
+
+def fail_line(message: object) -> None:
+    """The one red line a failing command ends with."""
+    err.print(f"[bold red]csflow:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
 def user_errors(fn: F) -> F:
     """Errors a user can cause become one red line and exit status 1, not a traceback."""
 
@@ -44,11 +56,18 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from csflow.dbt import DbtFailed
         from csflow.ingest import FileUnusable
+        from csflow.outbox import DeliveryIncomplete
+        from csflow.warehouse import WarehouseBusy
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, FileUnusable, FileNotFoundError, ValueError, DbtFailed) as exc:
-            err.print(f"[bold red]csflow:[/] {exc}", highlight=False, soft_wrap=True)
+        except DeliveryIncomplete as exc:
+            if exc.summary is not None:
+                _print_run(exc.summary)
+            fail_line(exc)
+            raise typer.Exit(1) from None
+        except (ConfigError, FileUnusable, FileNotFoundError, ValueError, DbtFailed, WarehouseBusy) as exc:
+            fail_line(exc)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -109,23 +128,38 @@ def generate(
             totals[entity] = rows
             update(entity, rows, rows)
 
-        counts = run_generate(out, accounts=accounts, seed=seed, as_of=day, fmt=fmt, progress=progress)
-    table = Table("file", "rows", title=f"Landing files in {out} (as_of {day})")
+        counts = run_generate(
+            out, accounts=accounts, seed=seed, as_of=day, fmt=fmt, progress=progress, not_after=datetime.now(UTC)
+        )
+    table = Table("file", "rows", title=Text(f"Landing files in {out} (as_of {day})"))
     for entity, rows in counts.items():
-        table.add_row(f"{entity}.{fmt}", f"{rows:,}")
+        table.add_row(*cells(f"{entity}.{fmt}", f"{rows:,}"))
     console.print(table)
 
 
+def _files_table(title: str, *extra: str) -> Table:
+    """Per landing file counts; the file name is never cut, the note wraps (80 columns)."""
+    table = Table(title=title)
+    table.add_column("file", no_wrap=True)
+    for name in ("loaded", "rejected", "dupes", "unknown acct", *extra):
+        table.add_column(name, justify="right")
+    table.add_column("note", overflow="fold")
+    return table
+
+
 def _ingest_table(report: Any) -> Table:
-    table = Table("file", "loaded", "rejected", "unknown account", "replaced", "note", title="Ingest")
+    table = _files_table("Ingest", "replaced")
     for f in report.files:
         table.add_row(
-            f.file,
-            f"{f.rows_loaded:,}",
-            f"{f.rows_rejected:,}",
-            f"{f.rows_unknown_account:,}",
-            f"{f.rows_replaced:,}",
-            f.message if f.status == "rejected" else "",
+            *cells(
+                f.file,
+                f"{f.rows_loaded:,}",
+                f"{f.rows_rejected:,}",
+                f"{f.rows_duplicate:,}",
+                f"{f.rows_unknown_account:,}",
+                f"{f.rows_replaced:,}",
+                f.message if f.status == "rejected" else "",
+            ),
             style="red" if f.status == "rejected" else None,
         )
     return table
@@ -147,18 +181,19 @@ def ingest(
     settings = _settings()
     with (
         open_warehouse(settings) as warehouse,
+        warehouse.exclusive("ingest", settings.run_lock_wait_seconds),
         warehouse.connected() as engine,
         _progress(unit_bytes=True) as update,
     ):
         report = ingest_folder(engine, landing, update)
     console.print(_ingest_table(report))
     if report.absent:
-        console.print(f"absent (treated as unknown, not zero): {', '.join(report.absent)}")
+        console.print(Text(f"absent (treated as unknown, not zero): {', '.join(report.absent)}"))
     if report.ignored:
-        console.print(f"ignored, not part of the data contract: {', '.join(report.ignored)}")
+        console.print(Text(f"ignored, not part of the data contract: {', '.join(report.ignored)}"))
     console.print("Rejected rows: [bold]select * from raw.current_load_rejects[/]")
     for f in report.unusable:
-        err.print(f"[bold red]csflow:[/] {f.message}", highlight=False, soft_wrap=True)
+        fail_line(f.message)
     if report.unusable:
         raise typer.Exit(1)
 
@@ -171,14 +206,17 @@ def _run(as_of: str | None, landing: Path | None) -> dict[str, Any]:
 
 
 def _print_run(summary: dict[str, Any]) -> None:
-    table = Table("file", "loaded", "rejected", "unknown account", "note", title=f"Run for {summary['as_of']}")
+    table = _files_table(f"Run for {summary['as_of']}")
     for f in summary["files"]:
         table.add_row(
-            f["file"],
-            f"{f['rows_loaded']:,}",
-            f"{f['rows_rejected']:,}",
-            f"{f['rows_unknown_account']:,}",
-            f["message"],
+            *cells(
+                f["file"],
+                f"{f['rows_loaded']:,}",
+                f"{f['rows_rejected']:,}",
+                f"{f['rows_duplicate']:,}",
+                f"{f['rows_unknown_account']:,}",
+                f["message"],
+            ),
             style="red" if f["status"] == "rejected" else None,
         )
     console.print(table)
@@ -188,14 +226,17 @@ def _print_run(summary: dict[str, Any]) -> None:
     failures = summary["validation"]["failures"]
     critical = sum(f["severity"] == "critical" for f in failures)
     console.print(f"validation gate: {gate} ({critical} critical, {len(failures) - critical} warning failures)")
-    plays = Table("playbook", "fired", "messages", "tasks", "held by gate", title="Playbooks")
+    if summary["validation"]["after_as_of"]:
+        after = ", ".join(f"{e} {n:,}" for e, n in sorted(summary["validation"]["after_as_of"].items()))
+        console.print(Text(f"rows after as_of, not used by this run: {after}"))
+    plays = Table("playbook", "fired", "messages", "tasks", "held", title="Playbooks")
     for p in summary["playbooks"]:
-        plays.add_row(p["playbook"], str(p["fired"]), str(p["messages"]), str(p["tasks"]), str(p["blocked_by_gate"]))
+        held = "; ".join(f"{n} {why}" for why, n in p["held"].items())
+        plays.add_row(*cells(p["playbook"], p["fired"], p["messages"], p["tasks"], held))
     console.print(plays)
-    d = summary["delivery"]
-    console.print(f"delivery: {d['sent']} sent, {d['failed']} failed, {len(d['unknown']) + d['unknown_now']} unknown")
+    console.print(Text(f"delivery: {summary['delivery_line']}"))
     if summary.get("data_docs"):
-        console.print(f"Data Docs: {summary['data_docs']}")
+        console.print(Text(f"Data Docs: {summary['data_docs']}"))
 
 
 @app.command()
@@ -235,10 +276,12 @@ def demo(
     settings = _settings()
     day = parse_as_of(as_of, settings)
     console.rule("[bold]csflow demo")
-    console.print(f"1/3 Generating {accounts} accounts of demo data into {out} (as_of {day})")
+    console.print(Text(f"1/3 Generating {accounts} accounts of demo data into {out} (as_of {day})"))
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as update:
-        run_generate(out, accounts=accounts, seed=seed, as_of=day, progress=lambda e, n: update(e, n, n))
+        run_generate(
+            out, accounts=accounts, seed=seed, as_of=day, progress=lambda e, n: update(e, n, n), not_after=datetime.now(UTC)
+        )
     console.print("2/3 Running the pipeline (ingest -> dbt build -> validate -> playbooks -> deliver) through Prefect")
     summary = _run(day.isoformat(), out)
     _print_run(summary)
@@ -256,19 +299,21 @@ def demo(
         where = warehouse.display
     table = Table("relation", "rows", title="Marts and operational tables")
     for name, rows in counts.items():
-        table.add_row(name, f"{rows:,}")
+        table.add_row(*cells(name, f"{rows:,}"))
     console.print(table)
     console.rule("[bold green]Done")
     console.print(
-        f"Emails: open [bold]{settings.outbox_dir / 'index.html'}[/] (every message, with links)\n"
-        + (f"Data Docs: {summary['data_docs']}\n" if summary.get("data_docs") else "")
-        + (f"KPI report: {digests['kpi_report_file']}\n" if digests.get("kpi_report_file") else "")
-        + f"Warehouse: {where} (schemas raw, staging, intermediate, marts, ops)\n"
-        f"Landing files: {out}; rejected rows: select * from raw.current_load_rejects\n"
-        "Try next: `csflow doctor`, `csflow outbox`, "
-        f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), "
-        "`csflow outcome ACTION_ID won` (then see marts.playbook_effectiveness), "
-        f"`csflow backfill {day - timedelta(days=6)} {day} --landing {out}`, `csflow --help`",
+        Text(
+            f"Emails: open {settings.outbox_dir / 'index.html'} (every message, with links)\n"
+            + (f"Data Docs: {summary['data_docs']}\n" if summary.get("data_docs") else "")
+            + (f"KPI report: {digests['kpi_report_file']}\n" if digests.get("kpi_report_file") else "")
+            + f"Warehouse: {where} (schemas raw, staging, intermediate, marts, ops)\n"
+            f"Landing files: {out}; rejected rows: select * from raw.current_load_rejects\n"
+            "Try next: `csflow doctor`, `csflow outbox`, "
+            f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), "
+            "`csflow outcome ACTION_ID won` (then see marts.playbook_effectiveness), "
+            f"`csflow backfill {day - timedelta(days=6)} {day} --landing {out}`, `csflow --help`"
+        ),
         soft_wrap=True,
     )
 
@@ -303,7 +348,7 @@ def _tour(engine: Any, as_of: date) -> None:
             result = conn.execute(sa.text(sql), params)
             table = Table(*result.keys(), title=title)
             for row in result:
-                table.add_row(*("" if v is None else str(v) for v in row))
+                table.add_row(*cells(*row))
             console.print(table)
 
 
@@ -333,7 +378,7 @@ def digest(
         f"{report.queued} message(s) newly queued"
     )
     if report.kpi_report_file:
-        console.print(f"KPI report: {report.kpi_report_file}")
+        console.print(Text(f"KPI report: {report.kpi_report_file}"))
 
 
 @app.command()
@@ -348,8 +393,8 @@ def send(
     crash are reported, not resent; see `csflow outbox --status unknown`.
     Example: `CSFLOW_EMAIL_BACKEND=sendgrid csflow send`
     """
-    from csflow.mailers import make_mailer
-    from csflow.outbox import deliver, outbox_counts, pending_messages
+    from csflow.mailers import deliver_outbox
+    from csflow.outbox import DeliveryIncomplete, outbox_counts, pending_messages
     from csflow.warehouse import open_warehouse
 
     settings = _settings()
@@ -357,19 +402,18 @@ def send(
         if dry_run:
             table = Table("id", "to", "subject", "kind", title="Would send (dry run)")
             for m in pending_messages(engine, limit or 50):
-                table.add_row(str(m.message_id), m.to_email, m.subject, m.kind)
+                table.add_row(*cells(m.message_id, m.to_email, m.subject, m.kind))
             console.print(table)
             console.print(f"pending in total: {outbox_counts(engine)['pending']}")
             return
-        mailer = make_mailer(settings)
         total = outbox_counts(engine)["pending"]
         with _progress() as update:
-            report = deliver(engine, mailer, limit=limit, progress=lambda n: update("sending", n, total))
-    console.print(f"{settings.email_backend}: {report.line()}")
+            report = deliver_outbox(engine, settings, limit=limit, progress=lambda n: update("sending", n, total))
+    console.print(Text(f"{settings.email_backend}: {report.line()}"))
     if settings.email_backend == "file":
-        console.print(f"open {settings.outbox_dir / 'index.html'}")
-    if report.failed or report.unknown or report.unknown_now:
-        raise typer.Exit(1)
+        console.print(Text(f"open {settings.outbox_dir / 'index.html'}"))
+    if report.problem():
+        raise DeliveryIncomplete(report)
 
 
 @app.command()
@@ -385,6 +429,10 @@ def outbox(
             help="After checking the provider, settle an unknown message: `--resolve ID sent` or `--resolve ID pending`.",
         ),
     ] = None,
+    requeue_failed: Annotated[
+        bool,
+        typer.Option("--requeue-failed", help="After fixing what made them fail (a key, a password), send failed messages again."),
+    ] = False,
 ) -> None:
     """Show the outbox: counts per status and the latest messages.
 
@@ -393,6 +441,7 @@ def outbox(
     import sqlalchemy as sa
 
     from csflow.outbox import STATUSES, ensure_outbox_schema, outbox_counts, resolve_unknown
+    from csflow.outbox import requeue_failed as requeue
     from csflow.warehouse import open_warehouse
 
     if status is not None and status not in STATUSES:
@@ -401,7 +450,9 @@ def outbox(
         ensure_outbox_schema(engine)
         if resolve:
             resolve_unknown(engine, resolve[0], resolve[1])
-            console.print(f"message {resolve[0]} marked {resolve[1]}")
+            console.print(f"message {resolve[0]} marked {escape(resolve[1])}")
+        if requeue_failed:
+            console.print(f"{requeue(engine)} failed message(s) back to pending; `csflow send` sends them")
         counts = outbox_counts(engine)
         with engine.connect() as conn:
             rows = conn.execute(
@@ -415,7 +466,7 @@ def outbox(
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
     table = Table("id", "status", "to", "subject", "attempts", "detail")
     for row in rows:
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*cells(*row))
     console.print(table)
 
 
@@ -452,9 +503,9 @@ def outcome(
             console.print(f"action {action_id}: outcome {result} recorded")
             return
         report = import_outcomes(engine, file)
-    console.print(f"{file}: {report.recorded} outcome(s) recorded, {report.unchanged} unchanged, {len(report.rejects)} rejected")
+    console.print(Text(f"{file}: {report.recorded} outcome(s) recorded, {report.unchanged} unchanged, {len(report.rejects)} rejected"))
     for line, reason in report.rejects:
-        err.print(f"[red]{file}:{line}:[/] {reason}", highlight=False, soft_wrap=True)
+        err.print(f"[red]{escape(str(file))}:{line}:[/] {escape(reason)}", highlight=False, soft_wrap=True)
     if report.rejects:
         raise typer.Exit(1)
 
@@ -479,8 +530,6 @@ def backfill(
     fire on today's run. Safe to repeat: nothing fires or is sent twice.
     Example: `csflow backfill 2026-03-01 2026-03-31 --landing landing/`
     """
-    from datetime import datetime
-
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import backfill_dates
 
@@ -495,8 +544,11 @@ def backfill(
     table = Table("as_of", "gate", "fired", "held (past date)", "sent", "seconds", title="Backfill")
     for r in rows:
         table.add_row(
-            r["as_of"], "open" if r["gate_open"] else "[red]closed[/]", str(r["fired"]), str(r["held_past_date"]),
-            str(r["sent"]), f"{r['seconds']:.1f}",
+            *cells(
+                r["as_of"], "open" if r["gate_open"] else "closed", r["fired"], r["held_past_date"], r["sent"],
+                f"{r['seconds']:.1f}",
+            ),
+            style=None if r["gate_open"] else "red",
         )
     console.print(table)
 
@@ -517,11 +569,12 @@ def doctor() -> None:
     style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
     table = Table("check", "", "detail", title="csflow doctor")
     for c in checks:
-        table.add_row(c.name, style[c.status], c.detail)
+        name, _, detail = cells(c.name, "", c.detail)
+        table.add_row(name, style[c.status], detail)
     console.print(table)
     failed = [c for c in checks if c.status == "fail"]
     for c in failed:
-        err.print(f"[bold red]csflow:[/] {c.detail}", highlight=False, soft_wrap=True)
+        fail_line(c.detail)
     if failed:
         raise typer.Exit(1)
 

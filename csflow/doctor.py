@@ -8,16 +8,14 @@ embedded warehouse is started to see that it starts.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from csflow.addresses import WHAT, is_address
 from csflow.config import ConfigError, Settings, env_name
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass
@@ -82,17 +80,17 @@ def check_playbooks(settings: Settings) -> Check:
 
 
 def check_email(settings: Settings) -> list[Check]:
+    from csflow.mailers import refuse_clear_text_credentials, sendgrid_api_key
+
     checks = []
     for name in ("from_email", "data_team_email", "leadership_email"):
         value = getattr(settings, name)
-        if not EMAIL.match(value):
-            checks.append(Check(name, "fail", f"{value!r} is not an email address (setting {name}, {env_name(name)})"))
+        if not is_address(value):
+            checks.append(Check(name, "fail", f"{value!r} is not {WHAT} (setting {name}, {env_name(name)})"))
     backend = settings.email_backend
     if backend == "file":
         checks.append(Check("email", "ok", f"file backend: messages are written to {settings.outbox_dir}, nothing leaves"))
     elif backend == "sendgrid":
-        from csflow.mailers import sendgrid_api_key
-
         try:
             key = sendgrid_api_key(settings)
             source = "SENDGRID_API_KEY" if os.environ.get("SENDGRID_API_KEY") else f"Secret block {settings.sendgrid_secret_block!r}"
@@ -110,10 +108,16 @@ def check_email(settings: Settings) -> list[Check]:
             checks.append(
                 Check("email", "fail", f"smtp {settings.smtp_host}:{settings.smtp_port} unreachable ({exc}); settings smtp_host, smtp_port")
             )
-    if backend != "file" and settings.unsubscribe_secret == "change-me":
-        checks.append(
-            Check("unsubscribe", "warn", f"unsubscribe_secret is the default: set {env_name('unsubscribe_secret')} so links cannot be forged")
-        )
+    try:
+        refuse_clear_text_credentials(settings)
+    except ConfigError as exc:
+        checks.append(Check("transport", "fail", str(exc)))
+    refusal = settings.customer_email_refusal()
+    checks.append(
+        Check("unsubscribe", "fail", f"customer email is held: {refusal}")
+        if refusal
+        else Check("unsubscribe", "ok", f"links to {settings.unsubscribe_base_url}/<token>, signed")
+    )
     return checks
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +25,12 @@ from csflow.config import ConfigError, Settings
 
 EMBEDDED_DATABASE = "csflow"
 MIN_SERVER_VERSION = 150000
+# pg_advisory_lock(RUN_LOCK_CLASS, RUN_LOCK_ID): one pipeline run or ingest at a time per warehouse.
+RUN_LOCK_CLASS, RUN_LOCK_ID = 0x0C5E, 1
+
+
+class WarehouseBusy(RuntimeError):
+    """Another csflow run held the warehouse for longer than we were willing to wait."""
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,45 @@ class Warehouse:
 
     def engine(self, **kwargs: object) -> sa.Engine:
         connect_args = {"options": self.pg_options, "connect_timeout": self.connect_timeout_seconds}
-        return sa.create_engine(self.url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+        if "poolclass" not in kwargs:
+            # Overflow for delivery: each sending slot holds a connection of its own.
+            kwargs = {"pool_size": 5, "max_overflow": 140, **kwargs}
+        return sa.create_engine(self.url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str, wait_seconds: int) -> Iterator[None]:
+        """Hold the warehouse's run lock for a whole run (ingest, dbt, validation, plays).
+
+        Two runs at once would rebuild the same tables under each other. The
+        lock lives in a session of its own, named after the run, so a second
+        run can say who holds the warehouse and since when; it waits up to
+        wait_seconds (setting run_lock_wait_seconds), then gives up.
+        """
+        engine = self.engine(poolclass=sa.pool.NullPool)
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        key = {"c": RUN_LOCK_CLASS, "o": RUN_LOCK_ID}
+        try:
+            name = f"csflow {what} (pid {os.getpid()} on {socket.gethostname()})"[:63]
+            conn.execute(sa.text("select set_config('application_name', :n, false)"), {"n": name})
+            deadline = time.monotonic() + wait_seconds
+            told = False
+            while not conn.execute(sa.text("select pg_try_advisory_lock(:c, :o)"), key).scalar_one():
+                holder = _lock_holder(conn)
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"the warehouse is busy: {holder}; waited {wait_seconds} s "
+                        "(setting run_lock_wait_seconds, CSFLOW_RUN_LOCK_WAIT_SECONDS)"
+                    )
+                if not told:
+                    log.warning("waiting up to %d s for the warehouse: %s", wait_seconds, holder)
+                    told = True
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            yield
+        finally:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                conn.execute(sa.text("select pg_advisory_unlock(:c, :o)"), key)
+            conn.close()
+            engine.dispose()
 
     @property
     def display(self) -> str:
@@ -71,6 +118,21 @@ class Warehouse:
             "CSFLOW_DBT_THREADS": str(threads),
             "PGOPTIONS": self.pg_options,  # libpq reads it: dbt's statements get the same timeout
         }
+
+
+def _lock_holder(conn: sa.Connection) -> str:
+    row = conn.execute(
+        sa.text(
+            """select a.application_name, a.backend_start, a.pid
+               from pg_locks l join pg_stat_activity a on a.pid = l.pid
+               where l.locktype = 'advisory' and l.granted and l.classid = :c and l.objid = :o and l.objsubid = 2"""
+        ),
+        {"c": RUN_LOCK_CLASS, "o": RUN_LOCK_ID},
+    ).first()
+    if row is None:
+        return "another run holds it (it just finished?)"
+    who = row.application_name or f"a session without a name (server pid {row.pid})"
+    return f"{who} has held it since {row.backend_start:%Y-%m-%d %H:%M:%S %Z}"
 
 
 def _driver_url(url: URL) -> URL:

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from csflow.config import load_settings
+from csflow.playbooks import PAST_DATE
 from flows.run_pipeline import alert_on_failure, run_pipeline
 
 MAX_DAYS = 366
@@ -66,7 +67,7 @@ def backfill(
                 "as_of": summary["as_of"],
                 "gate_open": summary["gate_open"],
                 "fired": sum(p["fired"] for p in summary["playbooks"]),
-                "held_past_date": sum(p["held_past_date"] for p in summary["playbooks"]),
+                "held_past_date": sum(p["held"].get(PAST_DATE, 0) for p in summary["playbooks"]),
                 "sent": summary["delivery"]["sent"],
                 "seconds": round(sum(summary["timings"].values()), 1),
             }

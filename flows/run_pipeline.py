@@ -29,8 +29,8 @@ from csflow.alerts import queue_alert, send_alert_now
 from csflow.config import Settings, load_settings
 from csflow.dbt import DbtResult, run_dbt
 from csflow.ingest import IngestReport, ingest_folder
-from csflow.mailers import make_mailer
-from csflow.outbox import DeliveryReport, deliver
+from csflow.mailers import deliver_outbox
+from csflow.outbox import DeliveryIncomplete, DeliveryReport
 from csflow.outcomes import OutcomeImport, import_outcomes
 from csflow.playbooks import PlayResult, run_playbooks
 from csflow.run_context import parse_as_of, write_run_context
@@ -74,8 +74,8 @@ def run_context_task(warehouse: Warehouse, as_of: date, run_id: str, timezone: s
 
 
 @task(name="validate", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def validate_task(warehouse: Warehouse, as_of: date, run_id: str) -> ValidationReport:
-    report = run_validation(warehouse, as_of, run_id)
+def validate_task(warehouse: Warehouse, as_of: date, run_id: str, timezone: str) -> ValidationReport:
+    report = run_validation(warehouse, as_of, run_id, timezone=timezone)
     logger = get_run_logger()
     (logger.info if report.gate_open else logger.error)("validation: %s", report.failures_text().splitlines()[0])
     return report
@@ -107,22 +107,33 @@ def alert_data_team_task(warehouse: Warehouse, settings: Settings, as_of: date, 
 
 @task(name="import outcomes", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def import_outcomes_task(warehouse: Warehouse, path: Path) -> OutcomeImport:
-    """Outcomes a CRM export dropped in the landing folder; repeating an import changes nothing."""
-    with warehouse.connected() as engine:
-        report = import_outcomes(engine, path)
+    """Outcomes a CRM export dropped in the landing folder; repeating an import changes nothing.
+
+    The file never fails the run: bad rows are listed, and a file that cannot
+    be read at all (its header, its encoding) is reported and left for a person.
+    """
     logger = get_run_logger()
+    try:
+        with warehouse.connected() as engine:
+            report = import_outcomes(engine, path)
+    except (ValueError, sa.exc.DBAPIError) as exc:
+        logger.error("%s was not imported: %s", path.name, exc)
+        return OutcomeImport(file=str(path), rejects=[(1, f"file not imported: {exc}")])
     logger.info("%s: %d outcome(s) recorded, %d unchanged", path.name, report.recorded, report.unchanged)
     for line, reason in report.rejects:
         logger.warning("%s line %d rejected: %s", path.name, line, reason)
     return report
 
 
-# Delivery is safe to retry: the outbox sends each message at most once.
+# Delivery is safe to retry (the outbox sends each message at most once), so a
+# database hiccup is retried. A provider that stops the sender is not: the
+# report says so, the run fails at its end and the next run resumes.
 @task(name="deliver", retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
 def deliver_task(warehouse: Warehouse, settings: Settings) -> DeliveryReport:
     with warehouse.connected() as engine:
-        report = deliver(engine, make_mailer(settings))
-    get_run_logger().info("deliver (%s): %s", settings.email_backend, report.line())
+        report = deliver_outbox(engine, settings)
+    logger = get_run_logger()
+    (logger.error if report.problem() else logger.info)("deliver (%s): %s", settings.email_backend, report.line())
     return report
 
 
@@ -145,13 +156,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += [summary["validation_markdown"], "", "## Playbooks", ""]
     if not summary["customer_email"]:
         lines += ["Customer email held: a past date in a backfill.", ""]
-    lines += ["| playbook | fired | messages | tasks | held by gate | held (past date) |", "|---|---|---|---|---|---|"]
+    lines += ["| playbook | fired | messages | tasks | held (customer email) |", "|---|---|---|---|---|"]
     for p in summary["playbooks"]:
-        lines.append(
-            f"| {p['playbook']} | {p['fired']} | {p['messages']} | {p['tasks']} | {p['blocked_by_gate']} | {p['held_past_date']} |"
-        )
-    d = summary["delivery"]
-    sent = f"{d['sent']} sent, {d['failed']} failed, {len(d['unknown']) + d['unknown_now']} unknown"
+        held = "; ".join(f"{n}: {why}" for why, n in p["held"].items())
+        lines.append(f"| {p['playbook']} | {p['fired']} | {p['messages']} | {p['tasks']} | {held} |")
+    sent = summary["delivery_line"]
     lines += ["", f"## Delivery\n\n{sent if summary['sent'] else 'not sent in this run (send=False): queued in ops.outbox'}"]
     lines += ["", "## Stage times (s)", "", " · ".join(f"{k} {v:.1f}" for k, v in summary["timings"].items())]
     return "\n".join(lines)
@@ -213,7 +222,7 @@ def run_pipeline(
         timings[stage] = round(now - clock, 2)
         clock = now
 
-    with open_warehouse(settings) as warehouse:
+    with open_warehouse(settings) as warehouse, warehouse.exclusive(f"run {as_of_date}", settings.run_lock_wait_seconds):
         report = ingest_task(warehouse, landing) if ingest else IngestReport()
         outcomes = import_outcomes_task(warehouse, landing / OUTCOMES_FILE) if (landing / OUTCOMES_FILE).is_file() else None
         run_context_task(warehouse, as_of_date, run_id, settings.timezone)
@@ -222,7 +231,7 @@ def run_pipeline(
         dbt_result: DbtResult = run_dbt(warehouse, settings, ["build"])
         logger.info("dbt build: %s", dbt_result.summary())
         lap("dbt_build")
-        validation = validate_task(warehouse, as_of_date, run_id)
+        validation = validate_task(warehouse, as_of_date, run_id, settings.timezone)
         lap("validate")
         # Data Docs are for people, not for the gate: build them alongside the rest.
         docs = data_docs_task.submit(validation, settings.state_dir.resolve() / "data_docs")
@@ -254,9 +263,13 @@ def run_pipeline(
         "playbooks": [asdict(p) for p in plays],
         "sent": send,
         "delivery": asdict(delivery),
+        "delivery_line": delivery.line(),
         "timings": timings,
     }
     create_markdown_artifact(key="run-summary", markdown=summary_markdown(summary), description=f"csflow {as_of_date}")
     if firings:
         create_table_artifact(key="firings", table=firings, description=f"Playbook firings for {as_of_date}")
+    if send and delivery.problem():
+        # After the summary is published: the run ends Failed, so the failure alert fires.
+        raise DeliveryIncomplete(delivery, summary)
     return summary

@@ -19,8 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from csflow.config import Settings, load_settings
 from csflow.dbt import run_dbt
 from csflow.digests import DigestReport, build_digests
-from csflow.mailers import make_mailer
-from csflow.outbox import DeliveryReport, deliver
+from csflow.mailers import deliver_outbox
+from csflow.outbox import DeliveryIncomplete, DeliveryReport
 from csflow.run_context import parse_as_of
 from csflow.warehouse import Warehouse, open_warehouse
 from flows.run_pipeline import alert_on_failure
@@ -39,7 +39,7 @@ def build_digests_task(
 @task(name="deliver digests", retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
 def deliver_digests_task(warehouse: Warehouse, settings: Settings) -> DeliveryReport:
     with warehouse.connected() as engine:
-        return deliver(engine, make_mailer(settings), kinds=("digest", "report"))
+        return deliver_outbox(engine, settings, kinds=("digest", "report"))
 
 
 @flow(name="send_digests", log_prints=False, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -50,7 +50,7 @@ def send_digests(
     settings = load_settings()
     as_of_date = parse_as_of(as_of, settings)
     logger = get_run_logger()
-    with open_warehouse(settings) as warehouse:
+    with open_warehouse(settings) as warehouse, warehouse.exclusive(f"digests {as_of_date}", settings.run_lock_wait_seconds):
         if kpi_report:
             # The report's effectiveness table includes today's firings and deliveries.
             run_dbt(warehouse, settings, ["build", "--select", "playbook_effectiveness"])
@@ -76,4 +76,6 @@ def send_digests(
         ),
         description=f"csflow digests {as_of_date}",
     )
+    if send and delivery.problem():
+        raise DeliveryIncomplete(delivery, summary)
     return summary

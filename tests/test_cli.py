@@ -102,7 +102,9 @@ def test_doctor_catches_common_set_up_mistakes(cli_env, monkeypatch: pytest.Monk
     assert result.exit_code == 1
     errors = [" ".join(line.split()) for line in result.stderr.splitlines() if line.startswith("csflow:")]
     assert any("no template templates/renewal_alret_csm" in e for e in errors), errors
-    assert any("'data-team' is not an email address (setting data_team_email, CSFLOW_DATA_TEAM_EMAIL)" in e for e in errors)
+    assert any("'data-team' is not exactly one email address" in e and "(setting data_team_email, CSFLOW_DATA_TEAM_EMAIL)" in e for e in errors)
+    # Customer email outside the file backend needs a real secret and a real link.
+    assert any("customer email is held: setting unsubscribe_secret (CSFLOW_UNSUBSCRIBE_SECRET) is the example value" in e for e in errors)
     assert any("set SENDGRID_API_KEY or create a Prefect Secret block" in e for e in errors)
     assert any("PREFECT_API_URL http://127.0.0.1:9/api does not answer" in e for e in errors)
     # Warnings do not fail the command; the table shows them (checked here without its wrapping).
@@ -112,4 +114,4 @@ def test_doctor_catches_common_set_up_mistakes(cli_env, monkeypatch: pytest.Monk
     settings = load_settings()
     landing = check_landing(settings)
     assert landing.status == "warn" and "not part of the contract (check the names): acounts.csv" in landing.detail
-    assert any(c.status == "warn" and "unsubscribe_secret is the default" in c.detail for c in check_email(settings))
+    assert not any(c.name == "unsubscribe" and c.status == "ok" for c in check_email(settings))

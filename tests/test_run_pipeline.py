@@ -44,6 +44,11 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
 
     landing = tmp_path / "landing"
     written = generate(landing, accounts=80, seed=11, as_of=AS_OF)
+    # One NUL byte in one contact's name costs that row, not the night.
+    contacts = (landing / "contacts.csv").read_bytes().split(b"\n")
+    contacts[5] = contacts[5].replace(b",", b"\x00,", 4).replace(b"\x00,", b",", 3)
+    (landing / "contacts.csv").write_bytes(b"\n".join(contacts))
+    written["contacts"] -= 1
 
     # 1. Backfill: AS_OF is in the past, so customer-facing plays are held, not fired.
     [day] = backfill(start=AS_OF, end=AS_OF, landing_dir=str(landing))
@@ -58,6 +63,7 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
     summary = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
     assert summary["as_of"] == AS_OF.isoformat()
     assert {f["entity"]: f["rows_loaded"] for f in summary["files"]} == written
+    assert {f["entity"]: f["rows_rejected"] for f in summary["files"] if f["rows_rejected"]} == {"contacts": 1}
     assert summary["dbt"]["counts"].get("error", 0) == 0 and summary["dbt"]["counts"].get("fail", 0) == 0
     built = set(summary["dbt"]["built"])
     assert {f"staging.stg_landing__{name}" for name in ENTITIES} <= built
@@ -83,7 +89,8 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
     (landing / "outcomes.csv").write_text(f"action_id,outcome,note\n{action_id},won,renewed\n0,won,\n", encoding="utf-8")
     again = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
     assert sum(p["fired"] for p in again["playbooks"]) == 0 and again["delivery"]["sent"] == 0
-    assert again["outcomes"]["recorded"] == 1 and again["outcomes"]["rejects"] == [(3, "action_id 0: no such firing")]
+    assert again["outcomes"]["recorded"] == 1
+    assert again["outcomes"]["rejects"] == [(3, "action_id '0': must be between 1 and 9223372036854775807")]
     assert "outcomes.csv" not in again["ignored"]
     with engine.connect() as conn:
         pending = conn.execute(sa.text("select count(*) from ops.playbook_actions where status = 'pending'")).scalar_one()
