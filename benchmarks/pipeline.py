@@ -249,6 +249,8 @@ def main() -> None:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
     )
+    # The temporary server starts slowly on a busy 2-core machine (Prefect's default wait is 20 s).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if args.threads:
         os.environ["CSFLOW_DBT_THREADS"] = str(args.threads)
     if not os.environ.get("PREFECT_API_URL"):
