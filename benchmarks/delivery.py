@@ -38,7 +38,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from csflow.config import Settings, load_settings  # noqa: E402
 from csflow.mailers import FileMailer, SendGridMailer  # noqa: E402
-from csflow.outbox import Mailer, Message, RetryPolicy, deliver, ensure_outbox_schema, queue_messages  # noqa: E402
+from csflow.outbox import Mailer, Message, RetryPolicy, deliver, queue_messages  # noqa: E402
 from csflow.render import Renderer  # noqa: E402
 
 BATCH = 1_000
@@ -152,7 +152,6 @@ def main() -> None:
     n = args.messages
     with open_warehouse(settings) as warehouse:
         engine = warehouse.engine()
-        ensure_outbox_schema(engine)
         with engine.begin() as conn:
             conn.execute(sa.text("truncate ops.outbox cascade"))
         queue_seconds = queue_all(engine, n)

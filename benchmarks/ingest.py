@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from csflow.config import Settings, load_settings
 from csflow.contract import ENTITIES
 from csflow.generate import generate
-from csflow.ingest import _known_accounts, ensure_raw_schema, load_file
+from csflow.ingest import _known_accounts, load_file
 from csflow.warehouse import open_warehouse
 
 
@@ -81,7 +81,6 @@ def main() -> None:
         settings = Settings(state_dir=work / "state")
     with open_warehouse(settings) as warehouse:
         engine = warehouse.engine()
-        ensure_raw_schema(engine)
         load_file(engine, ENTITIES["accounts"], landing / "accounts.csv")
         bare, ours, rows = [], [], 0
         for _ in range(args.repeat):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 import sqlalchemy as sa
 
 from csflow.config import Settings
-from csflow.outbox import DeliveryReport, Message, ensure_outbox_schema, queue_messages
+from csflow.outbox import DeliveryReport, Message, queue_messages
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ def alert_message(settings: Settings, dedupe_key: str, subject: str, text: str) 
 
 def queue_alert(engine: sa.Engine, settings: Settings, dedupe_key: str, subject: str, text: str) -> bool:
     """Queue an alert once per dedupe_key; True when it was newly queued."""
-    ensure_outbox_schema(engine)
     with engine.begin() as conn:
         return bool(queue_messages(conn, [alert_message(settings, dedupe_key, subject, text)]))
 
@@ -63,3 +63,19 @@ def send_alert_now(settings: Settings, dedupe_key: str, subject: str, text: str)
         if result.outcome != "sent":
             raise RuntimeError(f"could not alert the data team: {result.outcome} {result.detail}") from exc
         return "direct"
+
+
+def alert_on_failure(flow: Any, run: Any, state: Any) -> None:
+    """Prefect flow hook (on_failure, on_crashed): a failed or crashed run emails the data team what failed."""
+    from csflow.config import load_settings
+
+    settings = load_settings()
+    params = dict(getattr(run, "parameters", None) or {})
+    text = (
+        f"Flow {flow.name}, run {run.name} ({run.id}) ended {state.type.value}.\n"
+        f"Parameters: {params}\n\n{state.message or ''}\n\n"
+        "Look at the run's logs in Prefect; `csflow doctor` checks the set-up. "
+        "Rerunning is safe: nothing is fired or sent twice."
+    )
+    how = send_alert_now(settings, f"run-failed:{run.id}", f"{flow.name} failed ({run.name})", text)
+    log.info("data team alerted about run %s (%s)", run.id, how)

@@ -58,6 +58,11 @@ class CastResult:
     reason: pa.Array  # string, why (null where valid)
 
 
+def printable(text: str) -> str:
+    """Text from a landing file, safe to store and show: PostgreSQL text cannot hold a NUL byte."""
+    return text.replace("\x00", "\\x00")
+
+
 def _fill(mask: pa.Array) -> pa.Array:
     return pc.fill_null(mask, False)
 

@@ -33,6 +33,12 @@ class Column:
     # Inclusive bounds for int and numeric columns (e.g. money that may not be negative).
     min_value: int | None = None
     max_value: int | None = None
+    # The column's name in staging when it is renamed there (booleans take is_).
+    staged_as: str | None = None
+
+    @property
+    def staged_name(self) -> str:
+        return self.staged_as or self.name
 
     @property
     def pg_type(self) -> str:
@@ -136,7 +142,7 @@ ENTITIES: dict[str, Entity] = {
                 _req("end_date", "date"),
                 _req("arr", "numeric", min_value=0),
                 _req("status", allowed=("active", "renewed", "churned")),
-                _opt("auto_renew", "bool"),
+                _opt("auto_renew", "bool", staged_as="is_auto_renew"),
                 _opt("currency"),
             ),
             key=("contract_id",),
@@ -244,7 +250,7 @@ ENTITIES: dict[str, Entity] = {
                 _req("account_id"),
                 _req("contact_id"),
                 _req("session_date", "date"),
-                _req("attended", "bool"),
+                _req("attended", "bool", staged_as="is_attended"),
                 _opt("topic"),
             ),
             # One row per session and invited contact: a session has many attendees.
@@ -266,10 +272,14 @@ ENTITIES: dict[str, Entity] = {
     )
 }
 
+# Outcomes of firings a CRM may drop in the landing folder (csflow/outcomes.py); not an entity.
+OUTCOMES_FILE = "outcomes.csv"
+
 # Load order: accounts first, so every other file is checked against them.
 LOAD_ORDER: tuple[str, ...] = tuple(ENTITIES)
 
-# Bookkeeping columns ingest adds to every raw table.
+# Bookkeeping columns ingest adds to every raw table, and their names in staging.
 LOAD_ID = "_load_id"
 LINE = "_line"
 UNKNOWN_ACCOUNT = "_unknown_account"
+STAGED_BOOKKEEPING = {LOAD_ID: "load_id", LINE: "source_line", UNKNOWN_ACCOUNT: "is_unknown_account"}

@@ -21,8 +21,7 @@ import sqlalchemy as sa
 
 from csflow.config import Settings
 from csflow.dbt import dbt_var
-from csflow.outbox import InlineImage, Message, ensure_outbox_schema, queue_messages
-from csflow.playbooks import ensure_playbook_schema
+from csflow.outbox import InlineImage, Message, queue_messages
 from csflow.render import Renderer
 
 # One query per digest section, each returning owner_email first.
@@ -206,8 +205,6 @@ def build_digests(
     """Build and queue the CSM digests and/or the KPI report for as_of."""
     from csflow.mailers import standalone_html
 
-    ensure_playbook_schema(engine)
-    ensure_outbox_schema(engine)
     renderer = Renderer()
     report = DigestReport()
     with engine.begin() as conn:

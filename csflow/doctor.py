@@ -28,11 +28,13 @@ class Check:
 def check_warehouse(settings: Settings) -> list[Check]:
     import sqlalchemy as sa
 
+    from csflow.schema import current_revision, head_revision
     from csflow.warehouse import open_warehouse, server_version
 
     try:
-        with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
+        with open_warehouse(settings, check_schema=False) as warehouse, warehouse.connected() as engine:
             version = server_version(engine)
+            revision = current_revision(engine)
             with engine.connect() as conn:
                 schemas = conn.execute(
                     sa.text("select nspname from pg_namespace where nspname in ('raw', 'staging', 'marts', 'ops') order by 1")
@@ -41,6 +43,16 @@ def check_warehouse(settings: Settings) -> list[Check]:
         return [Check("warehouse", "fail", str(exc))]
     where = warehouse.display + ("" if warehouse.embedded else f" (from {env_name('database_url')} / database_url)")
     checks = [Check("warehouse", "ok", f"{where}, PostgreSQL {version // 10000}.{version % 10000}")]
+    head = head_revision()
+    if revision == head:
+        checks.append(Check("tables", "ok", f"csflow's tables at revision {head}"))
+    elif revision is None and "ops" not in schemas and "raw" not in schemas:
+        checks.append(Check("tables", "ok", "a new warehouse: the first command that writes creates csflow's tables"))
+    else:
+        checks.append(
+            Check("tables", "fail", f"csflow's tables are at revision {revision or 'from before migrations'}, "
+                  f"this csflow needs {head}: run `csflow migrate`")
+        )
     if "marts" not in schemas:
         checks.append(Check("marts", "warn", "no marts yet: run `csflow run` (or `csflow demo`) once"))
     else:

@@ -31,8 +31,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from csflow.casting import cast_column
-from csflow.contract import ENTITIES, LINE, LOAD_ID, LOAD_ORDER, UNKNOWN_ACCOUNT, Entity
+from csflow.casting import cast_column, printable
+from csflow.contract import ENTITIES, LINE, LOAD_ID, LOAD_ORDER, OUTCOMES_FILE, UNKNOWN_ACCOUNT, Entity
 
 log = logging.getLogger(__name__)
 
@@ -85,83 +85,6 @@ class IngestReport:
             "rows_duplicate": sum(f.rows_duplicate for f in self.files),
             "rows_unknown_account": sum(f.rows_unknown_account for f in self.files),
         }
-
-
-# --------------------------------------------------------------------------
-# Schema
-
-
-def raw_table_ddl(entity: Entity) -> str:
-    cols = [f'"{c.name}" {c.pg_type}' for c in entity.columns]
-    cols += [f"{LOAD_ID} bigint not null", f"{LINE} bigint not null"]
-    if entity.has_account:
-        cols.append(f"{UNKNOWN_ACCOUNT} boolean not null default false")
-    return f"create table if not exists raw.{entity.name} (\n  " + ",\n  ".join(cols) + "\n)"
-
-
-def ensure_raw_schema(engine: sa.Engine) -> None:
-    """Create schema raw, one table per entity, and the load bookkeeping."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("create schema if not exists raw"))
-        conn.execute(
-            sa.text(
-                """
-                create table if not exists raw.loads (
-                  load_id bigserial primary key,
-                  entity text not null,
-                  file_name text not null,
-                  started_at timestamptz not null default now(),
-                  finished_at timestamptz,
-                  status text not null,
-                  rows_read bigint not null default 0,
-                  rows_loaded bigint not null default 0,
-                  rows_rejected bigint not null default 0,
-                  rows_unknown_account bigint not null default 0,
-                  rows_replaced bigint not null default 0,
-                  message text
-                )"""
-            )
-        )
-        conn.execute(sa.text("alter table raw.loads add column if not exists rows_duplicate bigint not null default 0"))
-        conn.execute(
-            sa.text(
-                """
-                create table if not exists raw.load_rejects (
-                  load_id bigint not null references raw.loads (load_id) on delete cascade,
-                  entity text not null,
-                  file_name text not null,
-                  line bigint,
-                  column_name text,
-                  value text,
-                  reason text not null
-                )"""
-            )
-        )
-        conn.execute(sa.text("create index if not exists load_rejects_load_id on raw.load_rejects (load_id)"))
-        for entity in ENTITIES.values():
-            conn.execute(sa.text(raw_table_ddl(entity)))
-            # Contract growth: optional columns added later appear on old tables too.
-            for c in entity.columns:
-                conn.execute(sa.text(f'alter table raw.{entity.name} add column if not exists "{c.name}" {c.pg_type}'))
-            if entity.has_account:
-                conn.execute(
-                    sa.text(
-                        f"create index if not exists {entity.name}_unknown_account "
-                        f"on raw.{entity.name} ({UNKNOWN_ACCOUNT}) where {UNKNOWN_ACCOUNT}"
-                    )
-                )
-        # What a user usually wants: the rejects of the latest finished load of each entity.
-        conn.execute(
-            sa.text(
-                f"""
-                create or replace view raw.current_load_rejects as
-                select r.*
-                from raw.load_rejects r
-                join (select entity, max(load_id) as load_id from raw.loads
-                      where status in {FINISHED} group by entity) latest
-                  using (entity, load_id)"""
-            )
-        )
 
 
 # --------------------------------------------------------------------------
@@ -585,11 +508,6 @@ def _key_match(entity: Entity, key: tuple[str, ...]) -> str:
     return " and ".join(parts)
 
 
-def printable(text: str) -> str:
-    """Text from a landing file, safe to store: PostgreSQL text cannot hold a NUL byte."""
-    return text.replace("\x00", "\\x00")
-
-
 def _write_rejects(cursor: object, load_id: int, entity: Entity, file_name: str, rejects: pa.Table) -> None:
     if not rejects.num_rows:
         return
@@ -805,7 +723,7 @@ def _load_rows(
 def find_landing_files(landing_dir: Path) -> tuple[dict[str, Path], list[str]]:
     """Map entity -> file, and list files that are not part of the contract.
 
-    outcomes.csv is not ignored: the pipeline imports it (csflow/outcomes.py).
+    The outcomes file is not ignored: the pipeline imports it (csflow/outcomes.py).
     """
     if not landing_dir.is_dir():
         raise FileNotFoundError(f"landing folder {landing_dir} does not exist")
@@ -813,7 +731,7 @@ def find_landing_files(landing_dir: Path) -> tuple[dict[str, Path], list[str]]:
     ignored: list[str] = []
     for path in sorted(landing_dir.iterdir()):
         if path.suffix not in (".csv", ".parquet") or path.stem not in ENTITIES:
-            if path.is_file() and not path.name.startswith(".") and path.name != "outcomes.csv":
+            if path.is_file() and not path.name.startswith(".") and path.name != OUTCOMES_FILE:
                 ignored.append(path.name)
             continue
         if path.stem in found:
@@ -864,7 +782,6 @@ def ingest_folder(engine: sa.Engine, landing_dir: Path, progress: Progress | Non
 
     The caller holds the warehouse's run lock (csflow.warehouse.exclusive).
     """
-    ensure_raw_schema(engine)
     if interrupted := mark_interrupted_loads(engine):
         log.warning("%d load(s) were cut short by an earlier crash; marked interrupted", interrupted)
     found, ignored = find_landing_files(landing_dir)

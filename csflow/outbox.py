@@ -41,70 +41,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from csflow.schema import MESSAGE_STATUSES
+
 log = logging.getLogger(__name__)
 
 # Advisory-lock namespace of csflow sending slots (first key of pg_advisory_lock(int, int)).
 SENDER_LOCK_CLASS = 0x0C5F
 
-STATUSES = ("pending", "sending", "sent", "failed", "unknown", "cancelled", "skipped")
-SUPPRESSION_REASONS = ("unsubscribe", "bounce", "spam_report", "manual")
-
-SCHEMA_SQL = """
-create schema if not exists ops;
-create table if not exists ops.outbox (
-  message_id bigserial primary key,
-  dedupe_key text not null unique,
-  action_id bigint,
-  kind text not null,
-  playbook text,
-  to_email text not null,
-  to_name text,
-  subject text not null,
-  html_body text not null,
-  text_body text not null,
-  is_customer_facing boolean not null default false,
-  unsubscribe_url text,
-  inline_images jsonb not null default '[]'::jsonb,
-  status text not null default 'pending',
-  attempts integer not null default 0,
-  claimed_by integer,
-  claimed_idempotent boolean not null default false,
-  claimed_at timestamptz,
-  next_attempt_at timestamptz,
-  provider_message_id text,
-  last_error text,
-  queued_at timestamptz not null default now(),
-  sent_at timestamptz
-);
-alter table ops.outbox add column if not exists claimed_idempotent boolean not null default false;
-alter table ops.outbox drop constraint if exists outbox_status_check;
-alter table ops.outbox add constraint outbox_status_check
-  check (status in ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled', 'skipped')) not valid;
-create index if not exists outbox_pending on ops.outbox (message_id) where status = 'pending';
-create index if not exists outbox_action on ops.outbox (action_id) where action_id is not null;
-create table if not exists ops.delivery_attempts (
-  message_id bigint not null references ops.outbox (message_id) on delete cascade,
-  attempt integer not null,
-  backend text not null,
-  started_at timestamptz not null,
-  finished_at timestamptz not null default now(),
-  outcome text not null,
-  status_code integer,
-  detail text,
-  primary key (message_id, attempt)
-);
-create table if not exists ops.suppressions (
-  address text primary key check (address = lower(address)),
-  reason text not null check (reason in ('unsubscribe', 'bounce', 'spam_report', 'manual')),
-  source text not null,
-  created_at timestamptz not null default now()
-);
-"""
-
-
-def ensure_outbox_schema(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.exec_driver_sql(SCHEMA_SQL)
+STATUSES = MESSAGE_STATUSES
 
 
 @dataclass
@@ -633,7 +577,6 @@ def deliver(
     stay pending and are counted as held). The engine's pool must allow
     `concurrency` + 1 connections.
     """
-    ensure_outbox_schema(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("analyze ops.outbox"))  # fresh statistics for the slots' one generic plan
     report = DeliveryReport(unknown=mark_abandoned(engine))
@@ -769,8 +712,6 @@ def settle_actions(engine: sa.Engine) -> int:
     died before this step is caught up by the next one.
     """
     with engine.begin() as conn:
-        if conn.execute(sa.text("select to_regclass('ops.playbook_actions')")).scalar() is None:
-            return 0
         return conn.execute(
             sa.text(
                 """with settled as (
@@ -794,7 +735,6 @@ def settle_actions(engine: sa.Engine) -> int:
 
 
 def outbox_counts(engine: sa.Engine) -> dict[str, int]:
-    ensure_outbox_schema(engine)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("select status, count(*) from ops.outbox group by status")).all()
     counts = dict.fromkeys(STATUSES, 0)
@@ -804,7 +744,6 @@ def outbox_counts(engine: sa.Engine) -> dict[str, int]:
 
 def pending_messages(engine: sa.Engine, limit: int = 50) -> list[Message]:
     """What `csflow send --dry-run` would send, without claiming anything."""
-    ensure_outbox_schema(engine)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text("select * from ops.outbox where status = 'pending' order by message_id limit :n"), {"n": limit}
@@ -835,7 +774,6 @@ def requeue_failed(engine: sa.Engine) -> int:
 
     Their firings go back to pending too, to take the status of the new attempt.
     """
-    ensure_outbox_schema(engine)
     with engine.begin() as conn:
         actions = conn.execute(
             sa.text(
@@ -845,9 +783,8 @@ def requeue_failed(engine: sa.Engine) -> int:
                    returning action_id"""
             )
         ).scalars().all()
-        if conn.execute(sa.text("select to_regclass('ops.playbook_actions')")).scalar() is not None:
-            conn.execute(
-                sa.text("update ops.playbook_actions set status = 'pending' where status = 'failed' and action_id = any(:ids)"),
-                {"ids": [a for a in actions if a is not None]},
-            )
+        conn.execute(
+            sa.text("update ops.playbook_actions set status = 'pending' where status = 'failed' and action_id = any(:ids)"),
+            {"ids": [a for a in actions if a is not None]},
+        )
     return len(actions)

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from csflow.casting import cast_column
-from csflow.contract import Column
-from csflow.ingest import printable
-from csflow.playbooks import ensure_playbook_schema
+from csflow.casting import cast_column, printable
+from csflow.contract import OUTCOMES_FILE, Column
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OUTCOMES", "OUTCOMES_FILE", "OutcomeImport", "import_outcomes", "import_outcomes_reported", "record_outcome"]
 
 OUTCOMES = ("won", "lost", "no_response", "in_progress")
 # The file's columns, checked like landing columns (action ids are bigserial).
@@ -70,7 +73,6 @@ returning a.action_id
 def record_outcome(engine: sa.Engine, action_id: int, outcome: str, note: str | None = None) -> None:
     """Record one outcome; a ValueError names what is wrong (unknown action, bad outcome)."""
     value = _check_outcome(outcome)
-    ensure_playbook_schema(engine)
     with engine.begin() as conn:
         exists = conn.execute(
             sa.text("select 1 from ops.playbook_actions where action_id = :id"), {"id": action_id}
@@ -100,7 +102,6 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
             rows = _parse_rows(reader, report)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
-    ensure_playbook_schema(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("set local timezone = 'UTC'"))  # a recorded_at without offset means UTC
         known = set(
@@ -120,6 +121,19 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
     report.unchanged = len(good) - len(changed)
     report.rejects.sort()
     return report
+
+
+def import_outcomes_reported(engine: sa.Engine, path: Path) -> OutcomeImport:
+    """import_outcomes for the nightly run: a file it cannot read at all is reported, never raised.
+
+    Every run imports the landing folder's outcomes file, so a bad one must not
+    fail every night until someone deletes it.
+    """
+    try:
+        return import_outcomes(engine, path)
+    except (ValueError, sa.exc.DBAPIError) as exc:
+        log.error("%s was not imported: %s", path.name, exc)
+        return OutcomeImport(file=str(path), rejects=[(1, f"file not imported: {exc}")])
 
 
 def _parse_rows(reader: csv.DictReader, report: OutcomeImport) -> list[tuple[int, dict]]:

@@ -33,7 +33,7 @@ import yaml
 from csflow import tokens
 from csflow.addresses import normalized
 from csflow.config import ConfigError, Settings
-from csflow.outbox import Message, ensure_outbox_schema, queue_messages
+from csflow.outbox import Message, queue_messages
 from csflow.render import Renderer
 from csflow.suppressions import suppressed, sync_from_contacts
 
@@ -43,44 +43,6 @@ PAST_DATE = "past date (backfill)"
 
 CHANNELS = ("csm_alert", "customer_email", "task_only")
 RECIPIENTS = ("owner_csm", "decision_makers", "trained_contact", "data_team")
-
-SCHEMA_SQL = """
-create schema if not exists ops;
-create table if not exists ops.playbook_actions (
-  action_id bigserial primary key,
-  playbook text not null,
-  account_id text not null,
-  occasion_key text not null,
-  as_of_date date not null,
-  fired_at timestamptz not null default now(),
-  channel text not null,
-  recipient text,
-  status text not null default 'pending' check (status in ('pending', 'sent', 'failed', 'skipped')),
-  detail text,
-  outcome text,
-  outcome_note text,
-  outcome_at timestamptz,
-  unique (playbook, occasion_key)
-);
-create index if not exists playbook_actions_account on ops.playbook_actions (playbook, account_id, as_of_date);
-create table if not exists ops.tasks (
-  task_id bigserial primary key,
-  action_id bigint not null references ops.playbook_actions (action_id),
-  owner_email text not null,
-  account_id text not null,
-  title text not null,
-  due_date date not null,
-  status text not null default 'open' check (status in ('open', 'done', 'cancelled')),
-  created_at timestamptz not null default now()
-);
-"""
-
-
-def ensure_playbook_schema(engine: sa.Engine) -> None:
-    ensure_outbox_schema(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(SCHEMA_SQL)
-
 
 # --------------------------------------------------------------------------
 # Configuration
@@ -407,7 +369,6 @@ def run_playbooks(
     """
     renderer = Renderer()
     config = config or load_playbooks(settings.playbooks_file, renderer)
-    ensure_playbook_schema(engine)
     customer_hold = (
         (None if gate_open else GATE_CLOSED)
         or (None if customer_email else PAST_DATE)
@@ -420,3 +381,16 @@ def run_playbooks(
         run_play(engine, play, config, settings, renderer, as_of, customer_hold, directory)
         for play in config.playbooks
     ]
+
+
+def firings(engine: sa.Engine, as_of: date, limit: int = 1000) -> list[dict[str, Any]]:
+    """The firings recorded for as_of (the run's table artifact)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select action_id, playbook, account_id, channel, status, coalesce(detail, '') as detail "
+                "from ops.playbook_actions where as_of_date = :as_of order by playbook, action_id limit :n"
+            ),
+            {"as_of": as_of, "n": limit},
+        ).mappings()
+        return [dict(r) for r in rows]

@@ -33,19 +33,6 @@ def parse_as_of(value: str | date | None, settings: Settings) -> date:
 def write_run_context(engine: sa.Engine, as_of: date, run_id: str, timezone: str) -> None:
     """One row: the run's as_of and the time zone in which days are counted."""
     with engine.begin() as conn:
-        conn.execute(sa.text("create schema if not exists ops"))
-        conn.execute(
-            sa.text(
-                """create table if not exists ops.run_context (
-                     as_of_date date not null,
-                     timezone text not null,
-                     run_id text not null,
-                     written_at timestamptz not null default now()
-                   )"""
-            )
-        )
-        # Warehouses created before the time zone was recorded get the column now.
-        conn.execute(sa.text("alter table ops.run_context add column if not exists timezone text"))
         conn.execute(sa.text("delete from ops.run_context"))
         conn.execute(
             sa.text("insert into ops.run_context (as_of_date, timezone, run_id) values (:as_of, :tz, :run_id)"),

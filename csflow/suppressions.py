@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from csflow.addresses import normalized
-from csflow.outbox import SUPPRESSION_REASONS
+from csflow.schema import SUPPRESSION_REASONS
 
 # Where a landing file's opt-out came from, in ops.suppressions.source.
 CONTACTS_SOURCE = "contacts.is_unsubscribed"

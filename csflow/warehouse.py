@@ -211,9 +211,20 @@ def _start_embedded(pgdata: Path) -> tuple[object, URL]:
     return server, _admin_url(server).set(database=EMBEDDED_DATABASE)
 
 
+def _schema_checked(warehouse: Warehouse) -> None:
+    from csflow.schema import require_current
+
+    with warehouse.connected() as engine:
+        require_current(engine)
+
+
 @contextlib.contextmanager
-def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
-    """Yield the configured warehouse, starting the embedded one if needed."""
+def open_warehouse(settings: Settings, check_schema: bool = True) -> Iterator[Warehouse]:
+    """Yield the configured warehouse, starting the embedded one if needed.
+
+    check_schema: make sure csflow's tables are current before anyone writes
+    (a new warehouse gets them; an older one asks for `csflow migrate`).
+    """
     if settings.database_url:
         warehouse = Warehouse(
             _driver_url(make_url(settings.database_url)),
@@ -221,6 +232,8 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
             statement_timeout_seconds=settings.statement_timeout_seconds,
         )
         check_reachable(warehouse)
+        if check_schema:
+            _schema_checked(warehouse)
         yield warehouse
         return
 
@@ -236,6 +249,8 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
     warehouse = Warehouse(url, embedded=True, pgdata=pgdata, statement_timeout_seconds=settings.statement_timeout_seconds)
     try:
         with server:  # type: ignore[attr-defined]
+            if check_schema:
+                _schema_checked(warehouse)
             yield warehouse
     finally:
         log.debug("released embedded warehouse %s", pgdata)

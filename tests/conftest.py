@@ -43,13 +43,34 @@ def server() -> Iterator[Warehouse]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-@contextmanager
-def new_database(server: Warehouse) -> Iterator[Warehouse]:
-    """A new, empty database on the session's server, dropped afterwards."""
-    name = f"t{os.getpid()}_{next(_db_numbers)}"
+TEMPLATE = "csflow_template"
+
+
+def _migrated_template(server: Warehouse) -> None:
+    """One database with csflow's tables (csflow migrate), copied for each test: cheaper than migrating each."""
+    from csflow.schema import upgrade
+
     admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
+        if conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": TEMPLATE}).first():
+            admin.dispose()
+            return
+        conn.execute(sa.text(f'create database "{TEMPLATE}"'))
+    admin.dispose()
+    engine = sa.create_engine(server.url.set(database=TEMPLATE))
+    upgrade(engine)
+    engine.dispose()
+
+
+@contextmanager
+def new_database(server: Warehouse, migrated: bool = True) -> Iterator[Warehouse]:
+    """A new database on the session's server (with csflow's tables, unless asked for an empty one), dropped afterwards."""
+    name = f"t{os.getpid()}_{next(_db_numbers)}"
+    if migrated:
+        _migrated_template(server)
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"' + (f' template "{TEMPLATE}"' if migrated else "")))
     try:
         yield Warehouse(server.url.set(database=name), embedded=True, pgdata=server.pgdata)
     finally:
@@ -121,10 +142,6 @@ def dbt_build(warehouse: Warehouse, settings_for):
         try:
             if landing is not None:
                 ingest_folder(engine, landing)
-            else:
-                from csflow.ingest import ensure_raw_schema
-
-                ensure_raw_schema(engine)
             write_run_context(engine, as_of, "test", timezone)
         finally:
             engine.dispose()
@@ -178,11 +195,8 @@ def built_marts(server: Warehouse, shared_state: Path, tmp_path_factory: pytest.
 @pytest.fixture
 def marts_engine(built_marts) -> Iterator[sa.Engine]:
     """The session's built marts with the playbook ledger, tasks, outbox and suppressions emptied."""
-    from csflow.playbooks import ensure_playbook_schema
-
     db, _ = built_marts
     eng = db.engine()
-    ensure_playbook_schema(eng)
     with eng.begin() as conn:
         conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions, ops.suppressions cascade"))
     yield eng

@@ -22,7 +22,6 @@ from csflow.outbox import (
     RetryPolicy,
     SendingSlot,
     deliver,
-    ensure_outbox_schema,
     outbox_counts,
     queue_messages,
     resolve_unknown,
@@ -41,7 +40,6 @@ PIXEL = base64.b64encode(
 def queue(
     engine: sa.Engine, n: int, html: str = "<p>Hello {i}</p>", subject: str = "Renewal {i}", **kw: object
 ) -> list[int]:
-    ensure_outbox_schema(engine)
     messages = [
         Message(
             dedupe_key=f"test:{subject.format(i=i)}",

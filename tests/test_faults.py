@@ -43,7 +43,6 @@ from csflow.outbox import (
     Message,
     RetryPolicy,
     deliver,
-    ensure_outbox_schema,
     outbox_counts,
     queue_messages,
 )
@@ -59,7 +58,6 @@ runner = CliRunner()
 
 
 def queue(engine: sa.Engine, n: int, *, customer: bool = False, start: int = 0, kind: str = "alert") -> None:
-    ensure_outbox_schema(engine)
     with engine.begin() as conn:
         queue_messages(
             conn,
@@ -196,7 +194,6 @@ def test_a_message_that_cannot_be_built_fails_without_reaching_any_backend(engin
         SmtpMailer(smtp_settings(port)),
         SendGridMailer(Settings(sendgrid_host=stub.url), stub.api_key),
     ]
-    ensure_outbox_schema(engine)
     for n, mailer in enumerate(backends):
         with engine.begin() as conn:
             conn.execute(sa.text("truncate ops.outbox cascade"))
@@ -548,9 +545,6 @@ def test_a_database_error_on_one_file_rejects_that_file_and_the_next_ones_load(e
     write_csv(land, "accounts.csv", "account_id,account_name,owner_email,created_date\nA1,One,csm@example.com,2024-01-01")
     write_csv(land, "orders.csv", "order_id,account_id,ordered_at,amount\nO1,A1,2026-02-01T00:00:00Z,300.00")
     write_csv(land, "invoices.csv", "invoice_id,account_id,due_date,amount\nI1,A1,2026-02-01,10")
-    from csflow.ingest import ensure_raw_schema
-
-    ensure_raw_schema(engine)
     with engine.begin() as conn:  # something the checks cannot know about: a constraint a DBA added
         conn.execute(sa.text("alter table raw.orders add constraint small_orders check (amount < 100)"))
     report = ingest_folder(engine, land)
