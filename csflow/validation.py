@@ -1,9 +1,10 @@
-"""The validation gate: Great Expectations suites over raw and marts decide
-whether playbooks may act.
+"""The validation gate: one decision from two engines, each checking what it owns.
 
-`run_validation` runs after `dbt build`. Every expectation carries a severity
-(`expectations/`): one failed *critical* expectation closes the gate, so no
-playbook acts on customers and the data team is told; *warning* failures are
+Great Expectations checks the raw inputs (`expectations/`); dbt's data tests
+check the marts (dbt_project/, run by csflow.dbt.build_and_test). Both feed
+`run_validation`: every check carries a severity, one failed *critical* check
+(a dbt test with severity `error`) closes the gate, so no playbook acts on
+customers and the data team is told; *warning* failures (dbt's `warn`) are
 reported only. The outcome is returned as a `ValidationReport` and stored in
 `ops.validation_runs` / `ops.validation_results`.
 
@@ -37,11 +38,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-import yaml
-from sqlalchemy.dialects import postgresql as pg
 
 from csflow.config import PROJECT_DIR
-from csflow.dbt import DBT_PROJECT_DIR
+from csflow.dbt import DataTest
+from csflow.schema import validation_results, validation_runs
 from csflow.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -56,7 +56,11 @@ GX_URL_VARIABLE = "CSFLOW_GX_URL"
 DATASOURCE_NAME = "warehouse"
 DOCS_SITE_NAME = "csflow"
 SAMPLE_SIZE = 5  # sample values kept per failed expectation
-CRITICAL, WARNING = "critical", "warning"
+# The gate's two severities, and dbt's name for each.
+CRITICAL = "critical"  # closes the gate: no playbook acts on customers, the data team is told
+WARNING = "warning"  # reported only
+SEVERITIES = (CRITICAL, WARNING)
+DBT_SEVERITY = {"error": CRITICAL, "warn": WARNING}
 
 
 # --------------------------------------------------------------------------
@@ -352,16 +356,6 @@ def rows_after_as_of(engine: sa.Engine, as_of: date, timezone: str) -> dict[str,
     return counts
 
 
-def dbt_health_band_bounds(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> tuple[float, float]:
-    """(green, yellow) lower bounds of health_band as configured for dbt, so the check
-    agrees with the build (vars health_green_min_score / health_yellow_min_score)."""
-    try:
-        dbt_vars = (yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}).get("vars") or {}
-    except (OSError, yaml.YAMLError):
-        dbt_vars = {}
-    return float(dbt_vars.get("health_green_min_score", 70)), float(dbt_vars.get("health_yellow_min_score", 40))
-
-
 def _existing_tables(engine: sa.Engine, tables: Iterable[str]) -> set[str]:
     names = sorted(set(tables))
     with engine.connect() as conn:
@@ -452,14 +446,7 @@ def _run_suite(
 ) -> tuple[SuiteResult, ExpectationSuiteValidationResult]:
     import great_expectations as gx
 
-    if spec.as_of_column:
-        # The run's slice of a history table. A query asset rather than GX's daily batch
-        # definition: that one lists every date in the table first and raises when the
-        # run's date is missing, where an empty slice should fail the row-count check.
-        query = f"select * from {spec.table} where {spec.as_of_column} = date '{params.as_of.isoformat()}'"
-        asset = datasource.add_query_asset(name=spec.table, query=query)
-    else:
-        asset = datasource.add_table_asset(name=spec.table, table_name=spec.table_name, schema_name=spec.schema)
+    asset = datasource.add_table_asset(name=spec.table, table_name=spec.table_name, schema_name=spec.schema)
     batch = asset.add_batch_definition_whole_table(name="batch")
     suite = context.suites.add(gx.ExpectationSuite(name=spec.name, expectations=spec.build(params)))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=spec.name, data=batch, suite=suite))
@@ -468,6 +455,29 @@ def _run_suite(
     return SuiteResult(
         spec.name, spec.table, all(e.success for e in expectations), expectations=expectations
     ), gx_result
+
+
+def dbt_suites(tests: Sequence[DataTest]) -> list[SuiteResult]:
+    """dbt's data test results, as one suite per tested model."""
+    by_model: dict[str, list[ExpectationResult]] = {}
+    for t in tests:
+        by_model.setdefault(t.model, []).append(
+            ExpectationResult(
+                suite=f"dbt {t.model}",
+                table=t.model,
+                expectation=t.kind,
+                column=t.column,
+                severity=DBT_SEVERITY.get(t.severity, CRITICAL),
+                success=t.success,
+                description=t.name,
+                unexpected_count=t.failures if t.status in ("fail", "warn") else None,
+                error=t.message if t.status == "error" else None,
+            )
+        )
+    return [
+        SuiteResult(f"dbt {model}", model, all(e.success for e in results), expectations=results)
+        for model, results in sorted(by_model.items())
+    ]
 
 
 def _suite_error(spec: SuiteSpec, exc: Exception) -> SuiteResult:
@@ -491,16 +501,15 @@ def run_validation(
     run_id: str,
     suites: Sequence[str] | None = None,
     *,
-    health_band_bounds: tuple[float, float] | None = None,
+    dbt_tests: Sequence[DataTest] = (),
     store: bool = True,
     timezone: str | None = None,
 ) -> ValidationReport:
-    """Validate raw and marts for one run; store and return the gate decision.
+    """Validate one run: the raw inputs with GX, and the marts' dbt test results; store and return the gate.
 
     suites: names from `expectations.SUITES` (default: all). Suites whose
-    table does not exist are reported as skipped. health_band_bounds: the
-    (green, yellow) lower bounds account_health was built with; default: the
-    dbt vars in dbt_project.yml (pass them when a run overrides them with --vars).
+    table does not exist are reported as skipped. dbt_tests: the data test
+    results of the run's build (csflow.dbt.build_and_test).
     store: write ops.validation_runs / ops.validation_results.
     timezone: the run's; with it, rows after as_of are counted (report.after_as_of).
     """
@@ -518,10 +527,7 @@ def run_validation(
     validated_at = datetime.now(UTC)
     engine = warehouse.engine()
     try:
-        green, yellow = health_band_bounds or dbt_health_band_bounds()
-        params = registry.RunParams(
-            as_of=as_of, latest_loads=latest_loads(engine), health_green_min=green, health_yellow_min=yellow
-        )
+        params = registry.RunParams(as_of=as_of, latest_loads=latest_loads(engine))
         existing = _existing_tables(engine, (s.table for s in specs))
         context = _gx_context({GX_URL_VARIABLE: warehouse.url.render_as_string(hide_password=False)})
         gx_run_id = RunIdentifier(run_name=run_id, run_time=validated_at)
@@ -552,6 +558,7 @@ def run_validation(
                     results.append(suite_result)
             finally:
                 datasource.get_engine().dispose()  # GX's own pool: do not leave connections open
+        results += dbt_suites(dbt_tests)
         report = ValidationReport(
             run_id, as_of, validated_at, results, time.perf_counter() - started,
             after_as_of=rows_after_as_of(engine, as_of, timezone) if timezone else {}, gx_results=gx_results,
@@ -567,58 +574,8 @@ def run_validation(
 # --------------------------------------------------------------------------
 # ops.validation_runs / ops.validation_results
 
-_ops = sa.MetaData(schema="ops")
-
-validation_runs = sa.Table(
-    "validation_runs",
-    _ops,
-    sa.Column("run_id", sa.Text, primary_key=True),
-    sa.Column("as_of_date", sa.Date, primary_key=True),
-    sa.Column("validated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("gate_open", sa.Boolean, nullable=False),
-    sa.Column("suites_run", sa.Integer, nullable=False),
-    sa.Column("suites_failed", sa.Integer, nullable=False),
-    sa.Column("critical_failures", sa.Integer, nullable=False),
-    sa.Column("warning_failures", sa.Integer, nullable=False),
-    sa.Column("skipped_suites", pg.ARRAY(sa.Text), nullable=False),
-    sa.Column("seconds", sa.Float, nullable=False),
-)
-
-validation_results = sa.Table(
-    "validation_results",
-    _ops,
-    sa.Column("run_id", sa.Text, nullable=False),
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("suite", sa.Text, nullable=False),
-    sa.Column("table_name", sa.Text, nullable=False),
-    sa.Column("expectation", sa.Text, nullable=False),
-    sa.Column("column_name", sa.Text),
-    sa.Column("severity", sa.Text, nullable=False),
-    sa.Column("success", sa.Boolean, nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("unexpected_count", sa.BigInteger),
-    sa.Column("unexpected_percent", sa.Float),
-    sa.Column("observed_value", pg.JSONB),
-    sa.Column("sample", pg.JSONB),
-    sa.Column("error", sa.Text),
-    sa.ForeignKeyConstraint(
-        ["run_id", "as_of_date"],
-        ["ops.validation_runs.run_id", "ops.validation_runs.as_of_date"],
-        ondelete="cascade",
-    ),
-    sa.Index("validation_results_run", "run_id", "as_of_date"),
-)
-
-
-def ensure_ops_tables(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("create schema if not exists ops"))
-        _ops.create_all(conn, tables=[validation_runs, validation_results], checkfirst=True)
-
-
 def store_report(engine: sa.Engine, report: ValidationReport) -> None:
     """One row per run and one per expectation; re-validating a run replaces its rows."""
-    ensure_ops_tables(engine)
     key = {"run_id": report.run_id, "as_of_date": report.as_of}
     with engine.begin() as conn:
         conn.execute(

@@ -1,20 +1,16 @@
-"""Great Expectations suites as code, one module per checked table (named after it).
+"""Great Expectations suites as code for the raw inputs, one module per checked table.
 
 `csflow.validation.run_validation` builds each suite for the run (`RunParams`:
-as_of, the latest load of each entity, health band bounds), validates it
-against its table in PostgreSQL and closes the gate on any failed expectation
-marked critical. Add a suite: write `<schema>_<table>.py` with a `SUITE`, and
-list it below.
+as_of and the latest load of each entity), validates it against its table in
+PostgreSQL and closes the gate on any failed expectation marked critical. The
+marts are guarded by dbt's tests (dbt_project/), whose results join these in
+the same gate: each check is written once, in one engine. Add a suite: write
+`raw_<table>.py` with a `SUITE`, and list it below.
 """
 
 from __future__ import annotations
 
 from expectations import (
-    marts_account_health,
-    marts_account_segments,
-    marts_kpi_monthly,
-    marts_purchase_trends,
-    marts_renewal_windows,
     raw_accounts,
     raw_contacts,
     raw_contracts,
@@ -42,14 +38,7 @@ RAW_SUITES: list[SuiteSpec] = [
     raw_trainings.SUITE,
     raw_invoices.SUITE,
 ]
-MART_SUITES: list[SuiteSpec] = [
-    marts_purchase_trends.SUITE,
-    marts_renewal_windows.SUITE,
-    marts_account_health.SUITE,
-    marts_account_segments.SUITE,
-    marts_kpi_monthly.SUITE,
-]
-# name -> suite, in validation order (raw first: a broken input explains a broken mart).
-SUITES: dict[str, SuiteSpec] = {s.name: s for s in RAW_SUITES + MART_SUITES}
+# name -> suite, in validation order.
+SUITES: dict[str, SuiteSpec] = {s.name: s for s in RAW_SUITES}
 
-__all__ = ["CRITICAL", "MART_SUITES", "RAW_SUITES", "SUITES", "WARNING", "LatestLoad", "RunParams", "SuiteSpec"]
+__all__ = ["CRITICAL", "RAW_SUITES", "SUITES", "WARNING", "LatestLoad", "RunParams", "SuiteSpec"]

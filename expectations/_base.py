@@ -20,10 +20,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 
 from csflow.addresses import ADDRESS_PATTERN
-
-CRITICAL = "critical"  # closes the gate: no playbook acts on customers, the data team is told
-WARNING = "warning"  # reported only
-SEVERITIES = (CRITICAL, WARNING)
+from csflow.validation import CRITICAL, SEVERITIES, WARNING
 
 # Rows naming an account missing from raw.accounts may make up this share of a
 # table before the warning fires; every such row is still counted in the results.
@@ -52,9 +49,6 @@ class RunParams:
 
     as_of: date
     latest_loads: dict[str, LatestLoad] = field(default_factory=dict)
-    # account_health band bounds (data-contract.md: green >= 70, yellow 40-69, red < 40).
-    health_green_min: float = 70.0
-    health_yellow_min: float = 40.0
 
 
 @dataclass(frozen=True)
@@ -64,8 +58,6 @@ class SuiteSpec:
     name: str
     table: str  # schema.table
     build: Callable[[RunParams], list[gxe.Expectation]]
-    # Tables that keep history (one row per as_of): validate only the run's slice.
-    as_of_column: str | None = None
 
     @property
     def schema(self) -> str:
@@ -198,6 +190,30 @@ def known_accounts() -> gxe.Expectation:
 def well_formed_email(column: str) -> gxe.Expectation:
     """Ingest rejects malformed addresses; this catches rows written around it. One address fails one email."""
     return warning(gxe.ExpectColumnValuesToMatchRegex(column=column, regex=ADDRESS_PATTERN))
+
+
+def no_repeated_rows_in_latest_load(entity: str, run: RunParams) -> list[gxe.Expectation]:
+    """Events have no id: ingest keys them by every column the file gives, so the latest load holds no repeat.
+
+    (Only the latest load: regrouping all history on every run would cost most of a daily run.)
+    """
+    from csflow.contract import ENTITIES
+
+    load = run.latest_loads.get(entity)
+    if load is None:
+        return []
+    columns = ", ".join(f'"{c}"' for c in ENTITIES[entity].column_names)
+    return [
+        critical(
+            ExpectNoUnexpectedRows(
+                description=f"no row repeated in the latest file, {load.file_name} (load {load.load_id})",
+                unexpected_rows_query=(
+                    f"select {columns}, count(*) as copies from {{batch}} where _load_id = {int(load.load_id)} "
+                    f"group by {columns} having count(*) > 1"
+                ),
+            )
+        )
+    ]
 
 
 def rows_from_latest_load(entity: str, run: RunParams) -> list[gxe.Expectation]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
-from expectations._base import RunParams, SuiteSpec, known_accounts, not_after_load, rows_from_latest_load
+from expectations._base import (
+    RunParams,
+    SuiteSpec,
+    known_accounts,
+    no_repeated_rows_in_latest_load,
+    not_after_load,
+    rows_from_latest_load,
+)
 
 
 def build(run: RunParams) -> list[gxe.Expectation]:
@@ -13,6 +20,7 @@ def build(run: RunParams) -> list[gxe.Expectation]:
         *not_after_load("usage_events", "occurred_at", run),
         known_accounts(),
         *rows_from_latest_load("usage_events", run),
+        *no_repeated_rows_in_latest_load("usage_events", run),
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from csflow.contract import ENTITIES
+from csflow.contract import ENTITIES, STAGED_BOOKKEEPING, UNKNOWN_ACCOUNT
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 STAGING = DBT_DIR / "models" / "staging"
 
-# Bookkeeping columns ingest adds to raw tables, and their staging names.
-RAW_BOOKKEEPING = {"_load_id": "load_id", "_line": "source_line"}
-RAW_UNKNOWN_ACCOUNT = {"_unknown_account": "is_unknown_account"}
-# Staging renames of contract columns (is_ prefix for booleans).
-STAGING_RENAMES = {
-    ("contracts", "auto_renew"): "is_auto_renew",
-    ("trainings", "attended"): "is_attended",
-}
 PG_DATA_TYPES = {
     "text": "text",
     "integer": "integer",
@@ -42,18 +35,6 @@ PG_DATA_TYPES = {
 
 def _load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
-
-
-def _tests(node: dict[str, Any]) -> dict[str, Any]:
-    """Map test name -> its arguments (None for argument-less tests)."""
-    out: dict[str, Any] = {}
-    for test in node.get("data_tests", []) or []:
-        if isinstance(test, str):
-            out[test] = None
-        else:
-            ((name, body),) = test.items()
-            out[name] = (body or {}).get("arguments", {})
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -70,67 +51,40 @@ def staging_models() -> dict[str, dict[str, Any]]:
     return {m["name"]: m for m in models}
 
 
-def test_landing_source_declares_exactly_the_contract(landing: dict[str, Any]) -> None:
+def test_landing_source_declares_exactly_the_contract_tables(landing: dict[str, Any]) -> None:
     assert list(landing) == list(ENTITIES)
     for name, entity in ENTITIES.items():
-        columns = {c["name"]: c for c in landing[name]["columns"]}
-        expected = entity.column_names + list(RAW_BOOKKEEPING)
-        if entity.has_account:
-            expected += list(RAW_UNKNOWN_ACCOUNT)
-        assert list(columns) == expected, name
-        for col in entity.columns:
-            declared = columns[col.name]
-            assert declared.get("description"), f"{name}.{col.name} has no description"
-            assert declared.get("data_type") == col.pg_type, f"{name}.{col.name}"
-        assert all(c.get("description") for c in columns.values()), name
-
-
-def test_landing_source_tests_keys_and_closed_values(landing: dict[str, Any]) -> None:
-    for name, entity in ENTITIES.items():
         table = landing[name]
-        columns = {c["name"]: _tests(c) for c in table["columns"]}
-        if len(entity.key) == 1:
-            assert {"unique", "not_null"} <= set(columns[entity.key[0]]), name
-        if name == "trainings":
-            combo = _tests(table)["unique_combination_of_columns"]
-            assert tuple(combo["combination_of_columns"]) == entity.key
-        for col in entity.columns:
-            accepted = columns[col.name].get("accepted_values")
-            if col.allowed:
-                assert accepted and tuple(accepted["values"]) == col.allowed, (
-                    f"{name}.{col.name}"
-                )
-            else:
-                assert accepted is None, f"{name}.{col.name}"
+        assert table.get("description"), name
+        assert "columns" not in table, f"{name}: columns live in csflow/contract.py and _landing__docs.md"
+        assert table.get("loaded_at_field") == entity.stamped_by, name
 
 
-def test_every_entity_has_a_staging_model(staging_models: dict[str, Any]) -> None:
+def test_every_entity_has_a_staging_model_with_the_contract_columns(staging_models: dict[str, Any]) -> None:
+    docs = set(re.findall(r"{%\s*docs\s+(\w+)\s*%}", (STAGING / "_landing__docs.md").read_text()))
     for name, entity in ENTITIES.items():
         model = f"stg_landing__{name}"
         sql = (STAGING / f"{model}.sql").read_text()
         assert f"source('landing', '{name}')" in sql, model
         assert sql.rstrip().endswith("select * from renamed"), model
+        for column in entity.columns:  # every rename the contract declares, in the SQL
+            if column.staged_as:
+                assert f"as {column.staged_as}" in sql, f"{model}.{column.name}"
 
         node = staging_models[model]
         assert "one row per" in node["description"].lower(), f"{model} states no grain"
         assert node["config"]["contract"]["enforced"] is True, model
+        assert "data_tests" not in node, f"{model}: raw inputs are checked by Great Expectations"
         columns = {c["name"]: c for c in node["columns"]}
-        expected = [STAGING_RENAMES.get((name, c), c) for c in entity.column_names]
-        expected += list(RAW_BOOKKEEPING.values())
-        if entity.has_account:
-            expected += list(RAW_UNKNOWN_ACCOUNT.values())
-        assert list(columns) == expected, model
-        for col in entity.columns:
-            staged = columns[STAGING_RENAMES.get((name, col.name), col.name)]
-            assert staged["data_type"] == PG_DATA_TYPES[col.pg_type], (
-                f"{model}.{col.name}"
-            )
-
-        if len(entity.key) == 1:
-            assert {"unique", "not_null"} <= set(_tests(columns[entity.key[0]])), model
-        else:
-            combo = _tests(node)["unique_combination_of_columns"]
-            assert tuple(combo["combination_of_columns"]) == entity.full_key, model
+        bookkeeping = [v for k, v in STAGED_BOOKKEEPING.items() if entity.has_account or k != UNKNOWN_ACCOUNT]
+        assert list(columns) == [c.staged_name for c in entity.columns] + bookkeeping, model
+        for column in entity.columns:
+            staged = columns[column.staged_name]
+            assert staged["data_type"] == PG_DATA_TYPES[column.pg_type], f"{model}.{column.name}"
+            assert "data_tests" not in staged, f"{model}.{column.name}"
+        for staged in columns.values():
+            (doc,) = re.findall(r'doc\("(\w+)"\)', staged["description"])
+            assert doc in docs, f"{model}.{staged['name']}: no doc block {doc}"
     assert "stg_ops__run_context" in staging_models
 
 
