@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from csflow.config import ConfigError, Settings, load_settings
+from csflow.terminal import cells, files_table
+
+if TYPE_CHECKING:
+    from csflow.summary import RunSummary
 
 # Quiet by default: no telemetry from dbt or Prefect's server.
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -39,11 +43,6 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def cells(*values: object) -> list[Text]:
-    """Table cells from data: printed as they are, never read as Rich markup (`[/]` in a name)."""
-    return [Text("" if v is None else str(v)) for v in values]
-
-
 def fail_line(message: object) -> None:
     """The one red line a failing command ends with."""
     err.print(f"[bold red]csflow:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
@@ -63,7 +62,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except DeliveryIncomplete as exc:
             if exc.summary is not None:
-                _print_run(exc.summary)
+                exc.summary.print(console)
             fail_line(exc)
             raise typer.Exit(1) from None
         except (ConfigError, FileUnusable, FileNotFoundError, ValueError, DbtFailed, WarehouseBusy) as exc:
@@ -137,18 +136,8 @@ def generate(
     console.print(table)
 
 
-def _files_table(title: str, *extra: str) -> Table:
-    """Per landing file counts; the file name is never cut, the note wraps (80 columns)."""
-    table = Table(title=title)
-    table.add_column("file", no_wrap=True)
-    for name in ("loaded", "rejected", "dupes", "unknown acct", *extra):
-        table.add_column(name, justify="right")
-    table.add_column("note", overflow="fold")
-    return table
-
-
 def _ingest_table(report: Any) -> Table:
-    table = _files_table("Ingest", "replaced")
+    table = files_table("Ingest", "replaced")
     for f in report.files:
         table.add_row(
             *cells(
@@ -198,45 +187,11 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _run(as_of: str | None, landing: Path | None) -> dict[str, Any]:
+def _run(as_of: str | None, landing: Path | None) -> RunSummary:
     from flows.run_pipeline import run_pipeline
 
     as_of_date = date.fromisoformat(as_of) if as_of else None
     return run_pipeline(as_of=as_of_date, landing_dir=str(landing) if landing else None)
-
-
-def _print_run(summary: dict[str, Any]) -> None:
-    table = _files_table(f"Run for {summary['as_of']}")
-    for f in summary["files"]:
-        table.add_row(
-            *cells(
-                f["file"],
-                f"{f['rows_loaded']:,}",
-                f"{f['rows_rejected']:,}",
-                f"{f['rows_duplicate']:,}",
-                f"{f['rows_unknown_account']:,}",
-                f["message"],
-            ),
-            style="red" if f["status"] == "rejected" else None,
-        )
-    console.print(table)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary["dbt"]["counts"].items()))
-    console.print(f"dbt build: {counts}")
-    gate = "[green]open[/]" if summary["gate_open"] else "[bold red]CLOSED: no customer email; the data team is alerted[/]"
-    failures = summary["validation"]["failures"]
-    critical = sum(f["severity"] == "critical" for f in failures)
-    console.print(f"validation gate: {gate} ({critical} critical, {len(failures) - critical} warning failures)")
-    if summary["validation"]["after_as_of"]:
-        after = ", ".join(f"{e} {n:,}" for e, n in sorted(summary["validation"]["after_as_of"].items()))
-        console.print(Text(f"rows after as_of, not used by this run: {after}"))
-    plays = Table("playbook", "fired", "messages", "tasks", "held", title="Playbooks")
-    for p in summary["playbooks"]:
-        held = "; ".join(f"{n} {why}" for why, n in p["held"].items())
-        plays.add_row(*cells(p["playbook"], p["fired"], p["messages"], p["tasks"], held))
-    console.print(plays)
-    console.print(Text(f"delivery: {summary['delivery_line']}"))
-    if summary.get("data_docs"):
-        console.print(Text(f"Data Docs: {summary['data_docs']}"))
 
 
 @app.command()
@@ -252,8 +207,8 @@ def run(
     Example: `csflow run --as-of 2026-03-31 --landing landing/`
     """
     summary = _run(as_of, landing)
-    _print_run(summary)
-    if any(f["status"] == "rejected" for f in summary["files"]):
+    summary.print(console)
+    if summary.rejected_files:
         raise typer.Exit(1)
 
 
@@ -284,7 +239,7 @@ def demo(
         )
     console.print("2/3 Running the pipeline (ingest -> dbt build -> validate -> playbooks -> deliver) through Prefect")
     summary = _run(day.isoformat(), out)
-    _print_run(summary)
+    summary.print(console)
     console.print("3/3 Sending the CSM digests and the leadership KPI report")
     from flows.send_digests import send_digests
 
@@ -305,7 +260,7 @@ def demo(
     console.print(
         Text(
             f"Emails: open {settings.outbox_dir / 'index.html'} (every message, with links)\n"
-            + (f"Data Docs: {summary['data_docs']}\n" if summary.get("data_docs") else "")
+            + (f"Data Docs: {summary.data_docs}\n" if summary.data_docs else "")
             + (f"KPI report: {digests['kpi_report_file']}\n" if digests.get("kpi_report_file") else "")
             + f"Warehouse: {where} (schemas raw, staging, intermediate, marts, ops)\n"
             f"Landing files: {out}; rejected rows: select * from raw.current_load_rejects\n"
@@ -440,14 +395,13 @@ def outbox(
     """
     import sqlalchemy as sa
 
-    from csflow.outbox import STATUSES, ensure_outbox_schema, outbox_counts, resolve_unknown
+    from csflow.outbox import STATUSES, outbox_counts, resolve_unknown
     from csflow.outbox import requeue_failed as requeue
     from csflow.warehouse import open_warehouse
 
     if status is not None and status not in STATUSES:
         raise ValueError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
     with open_warehouse(_settings()) as warehouse, warehouse.connected() as engine:
-        ensure_outbox_schema(engine)
         if resolve:
             resolve_unknown(engine, resolve[0], resolve[1])
             console.print(f"message {resolve[0]} marked {escape(resolve[1])}")
@@ -551,6 +505,31 @@ def backfill(
             style=None if r["gate_open"] else "red",
         )
     console.print(table)
+
+
+@app.command()
+@user_errors
+def migrate() -> None:
+    """Bring the warehouse's own tables (schemas raw and ops) up to this version of csflow.
+
+    Safe to repeat. Upgrading keeps everything in ops (firings, outcomes,
+    tasks, outbox, validation history) and the kept history of the marts;
+    back the database up first all the same. Runs wait for it.
+    Example: `csflow migrate`
+    """
+    from csflow.schema import upgrade
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    with (
+        open_warehouse(settings, check_schema=False) as warehouse,
+        warehouse.exclusive("migrate", settings.run_lock_wait_seconds),
+        warehouse.connected() as engine,
+    ):
+        before, after = upgrade(engine)
+    console.print(
+        f"warehouse tables: revision {after}" if before == after else f"warehouse tables: {before or 'none'} -> {after}"
+    )
 
 
 @app.command()

@@ -17,9 +17,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from csflow.alerts import alert_on_failure
 from csflow.config import load_settings
 from csflow.playbooks import PAST_DATE
-from flows.run_pipeline import alert_on_failure, run_pipeline
+from flows.run_pipeline import run_pipeline
 
 MAX_DAYS = 366
 
@@ -64,12 +65,12 @@ def backfill(
         )
         rows.append(
             {
-                "as_of": summary["as_of"],
-                "gate_open": summary["gate_open"],
-                "fired": sum(p["fired"] for p in summary["playbooks"]),
-                "held_past_date": sum(p["held"].get(PAST_DATE, 0) for p in summary["playbooks"]),
-                "sent": summary["delivery"]["sent"],
-                "seconds": round(sum(summary["timings"].values()), 1),
+                "as_of": summary.as_of.isoformat(),
+                "gate_open": summary.gate_open,
+                "fired": summary.fired,
+                "held_past_date": summary.held(PAST_DATE),
+                "sent": summary.delivery.sent,
+                "seconds": round(sum(summary.timings.values()), 1),
             }
         )
         logger.info("backfill %d/%d: %s done (%d fired)", i + 1, len(dates), day, rows[-1]["fired"])

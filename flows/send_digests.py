@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from csflow.alerts import alert_on_failure
 from csflow.config import Settings, load_settings
 from csflow.dbt import run_dbt
 from csflow.digests import DigestReport, build_digests
@@ -23,7 +24,6 @@ from csflow.mailers import deliver_outbox
 from csflow.outbox import DeliveryIncomplete, DeliveryReport
 from csflow.run_context import parse_as_of
 from csflow.warehouse import Warehouse, open_warehouse
-from flows.run_pipeline import alert_on_failure
 
 
 # Queueing is safe to retry: dedupe keys make a second queueing a no-op.
@@ -52,8 +52,9 @@ def send_digests(
     logger = get_run_logger()
     with open_warehouse(settings) as warehouse, warehouse.exclusive(f"digests {as_of_date}", settings.run_lock_wait_seconds):
         if kpi_report:
-            # The report's effectiveness table includes today's firings and deliveries.
-            run_dbt(warehouse, settings, ["build", "--select", "playbook_effectiveness"])
+            # The report's effectiveness table includes today's firings and deliveries
+            # (the nightly run tested the model; a rebuild only adds rows).
+            run_dbt(warehouse, settings, ["run", "--select", "playbook_effectiveness"])
         report = build_digests_task(warehouse, settings, as_of_date, csm_digests, kpi_report)
         logger.info(
             "%d CSM digest(s) (%d CSM(s) had nothing to act on), KPI report %s; %d newly queued",

@@ -61,22 +61,24 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
 
     # 2. The nightly run for the same date: held occasions fire now, the rest do not fire again.
     summary = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
-    assert summary["as_of"] == AS_OF.isoformat()
-    assert {f["entity"]: f["rows_loaded"] for f in summary["files"]} == written
-    assert {f["entity"]: f["rows_rejected"] for f in summary["files"] if f["rows_rejected"]} == {"contacts": 1}
-    assert summary["dbt"]["counts"].get("error", 0) == 0 and summary["dbt"]["counts"].get("fail", 0) == 0
-    built = set(summary["dbt"]["built"])
+    assert summary.as_of == AS_OF
+    assert {f.entity: f.rows_loaded for f in summary.ingest.files} == written
+    assert {f.entity: f.rows_rejected for f in summary.ingest.files if f.rows_rejected} == {"contacts": 1}
+    assert summary.dbt.counts.get("error", 0) == 0 and summary.dbt.counts.get("fail", 0) == 0
+    assert summary.dbt.data_tests and all(t.success for t in summary.dbt.data_tests)
+    assert {r.suite for r in summary.validation.results} >= {"raw_usage_events", "dbt account_health"}
+    built = set(summary.dbt.built)
     assert {f"staging.stg_landing__{name}" for name in ENTITIES} <= built
     assert {"marts.purchase_trends", "marts.renewal_windows", "marts.account_health", "marts.kpi_monthly"} <= built
     assert "marts.playbook_effectiveness" in built
-    assert summary["gate_open"], summary["validation_markdown"]
-    fired = {p["playbook"]: p["fired"] for p in summary["playbooks"]}
+    assert summary.gate_open, summary.validation.summary_markdown()
+    fired = {p.playbook: p.fired for p in summary.playbooks}
     assert fired["post_training_survey"] > 0 and fired["usage_decline"] == 0
-    assert summary["delivery"]["sent"] > 0 and set(summary["timings"]) >= {"ingest", "dbt_build", "validate", "deliver"}
+    assert summary.delivery.sent > 0 and set(summary.timings) >= {"ingest", "dbt_build", "validate", "deliver"}
     rows = outbox_rows(engine)
     assert any(customer for _, customer, *_ in rows) and {status for _, _, status, _ in rows} == {"sent"}
     assert (tmp_path / "outbox" / "index.html").exists()
-    assert summary["data_docs"] and Path(summary["data_docs"]).exists()
+    assert summary.data_docs and Path(summary.data_docs).exists()
 
     # 3. Digests and the KPI report, built from the run's marts, once per period.
     digests = send_digests(as_of=AS_OF, csm_digests=True, kpi_report=True)
@@ -88,10 +90,10 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
         action_id = conn.execute(sa.text("select min(action_id) from ops.playbook_actions")).scalar_one()
     (landing / "outcomes.csv").write_text(f"action_id,outcome,note\n{action_id},won,renewed\n0,won,\n", encoding="utf-8")
     again = run_pipeline(as_of=AS_OF, landing_dir=str(landing))
-    assert sum(p["fired"] for p in again["playbooks"]) == 0 and again["delivery"]["sent"] == 0
-    assert again["outcomes"]["recorded"] == 1
-    assert again["outcomes"]["rejects"] == [(3, "action_id '0': must be between 1 and 9223372036854775807")]
-    assert "outcomes.csv" not in again["ignored"]
+    assert again.fired == 0 and again.delivery.sent == 0
+    assert again.outcomes is not None and again.outcomes.recorded == 1
+    assert again.outcomes.rejects == [(3, "action_id '0': must be between 1 and 9223372036854775807")]
+    assert "outcomes.csv" not in again.ingest.ignored
     with engine.connect() as conn:
         pending = conn.execute(sa.text("select count(*) from ops.playbook_actions where status = 'pending'")).scalar_one()
     assert pending == 0  # every firing took the status of its messages
