@@ -60,15 +60,18 @@ def test_a_closed_gate_stops_customer_email_but_not_csm_alerts(built, marts_engi
     assert reopened["post_training_survey"].fired == results["post_training_survey"].candidates
 
 
-def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built, marts_engine) -> None:
+def test_unsubscribed_contacts_get_nothing_and_the_firing_says_why(built_marts, built, marts_engine) -> None:
+    db, _ = built_marts
     with marts_engine.begin() as conn:
         trained = conn.execute(sa.text("select contact_id from marts.audience_post_training_survey limit 1")).scalar_one()
         conn.execute(sa.text("update raw.contacts set is_unsubscribed = true where contact_id = :c"), {"c": trained})
     try:
+        run_dbt(db, built, ["run", "--select", "account_contacts"], use_prefect=False)  # as the next build would
         run_playbooks(marts_engine, built, AS_OF, gate_open=True)
     finally:
         with marts_engine.begin() as conn:
             conn.execute(sa.text("update raw.contacts set is_unsubscribed = false where contact_id = :c"), {"c": trained})
+        run_dbt(db, built, ["run", "--select", "account_contacts"], use_prefect=False)
     with marts_engine.connect() as conn:
         status, detail = conn.execute(
             sa.text(
@@ -204,3 +207,56 @@ def test_delivery_gives_each_firing_the_status_of_its_messages(built, marts_engi
     assert statuses.pop(failing) == "failed"
     assert set(statuses.values()) == {"sent"}
     assert "sent" not in without_messages  # a firing with nothing to send is never called sent
+
+
+def test_a_window_var_changes_who_fires_and_what_every_email_says(warehouse, engine, settings_for, tmp_path: Path) -> None:
+    """Only dbt_project.yml's vars change (here through --vars): the audiences,
+    the unit tests (which pin what they assume) and the emails follow."""
+    from csflow.demo import generate
+    from csflow.ingest import ingest_folder
+
+    settings = settings_for(warehouse, playbooks_file=Path(__file__).parents[1] / "playbooks.yml")
+    generate(tmp_path / "landing", accounts=150, seed=8, as_of=AS_OF)
+    ingest_folder(engine, tmp_path / "landing")
+    write_run_context(engine, AS_OF, "vars", settings.timezone)
+    select = [
+        "build", "--select", "+audience_renewal_alert", "+audience_high_interest", "+account_contacts", "+account_directory",
+        "--exclude", "test_type:data",
+    ]
+
+    def fire(dbt_vars: dict | None) -> tuple[set[str], list[str], list[str]]:
+        with engine.begin() as conn:
+            conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions cascade"))
+        run_dbt(warehouse, settings, select, use_prefect=False, dbt_vars=dbt_vars)  # unit tests included
+        results = {r.playbook: r for r in run_playbooks(engine, settings, AS_OF, gate_open=True)}
+        assert results["renewal_alert"].fired and results["high_interest"].fired
+        with engine.connect() as conn:
+            fired = set(conn.execute(sa.text("select occasion_key from ops.playbook_actions where playbook = 'renewal_alert'")).scalars())
+            texts = {
+                play: [t + h for t, h in conn.execute(sa.text("select text_body, html_body from ops.outbox where playbook = :p"), {"p": play})]
+                for play in ("renewal_alert", "high_interest")
+            }
+        csm = [t for t in texts["renewal_alert"] if "upsell proposal" in t]
+        return fired, csm, texts["high_interest"]
+
+    def window(start: int, end: int) -> tuple[str, ...]:
+        return (f"{start}-{end} month window", f"{start}〜{end}か月前")
+
+    def days(n: int) -> tuple[str, ...]:
+        return (f"last {n} days", f"({n} days)", f"直近{n}日間", f"（{n}日）")
+
+    def says(text: str, phrases: tuple[str, ...]) -> bool:
+        """English and Japanese emails each say it their way: every phrase of one language is there."""
+        half = len(phrases) // 2 or 1
+        return all(p in text for p in phrases[:half]) or all(p in text for p in phrases[half:])
+
+    default_fired, default_renewals, default_interest = fire(None)
+    assert default_renewals and all(says(t, window(2, 4)) for t in default_renewals)
+    assert all(says(t, days(14)) for t in default_interest)
+
+    wide_fired, wide_renewals, wide_interest = fire(
+        {"renewal_upsell_window_start_months": 1, "renewal_upsell_window_end_months": 5, "high_interest_window_days": 10}
+    )
+    assert wide_fired > default_fired  # a wider window: every default occasion and more
+    assert wide_renewals and all(says(t, window(1, 5)) for t in wide_renewals)
+    assert wide_interest and all(says(t, days(10)) and "14" not in t for t in wide_interest)

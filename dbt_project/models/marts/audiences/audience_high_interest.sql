@@ -50,7 +50,8 @@ audience as (
         interested_accounts.interest_page_visits,
         interested_accounts.cross_sell_clicks,
         interested_accounts.product_of_interest_sku,
-        interested_accounts.product_of_interest_name
+        interested_accounts.product_of_interest_name,
+        {{ var('high_interest_window_days') }} as interest_window_days
 
     from interested_accounts
     inner join accounts

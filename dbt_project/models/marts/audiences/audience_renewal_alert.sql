@@ -1,11 +1,19 @@
 {#-
-    renewal_alert: active contracts (started by as_of) whose end_date lies
-    in the window renewal_upsell_window_start_months ..
-    renewal_upsell_window_end_months calendar months after as_of (bounds
+    renewal_alert: active contracts in the upsell window (renewal_windows'
+    is_in_upsell_window: renewal_upsell_window_start_months ..
+    renewal_upsell_window_end_months calendar months after as_of, bounds
     inclusive; 2-4 by default). One row per contract; the occasion is the
-    contract's end date, so a contract fires once per term.
+    contract's end date, so a contract fires once per term. Each row carries
+    the window's bounds, so an email that states the window says what the
+    vars say.
 -#}
 with
+
+windows as (
+
+    select * from {{ ref('renewal_windows') }}
+
+),
 
 contracts as (
 
@@ -29,19 +37,15 @@ contracts_in_window as (
 
     select
         contracts.*,
-        accounts.as_of_date
+        accounts.as_of_date,
+        windows.days_to_renewal
 
-    from contracts
+    from windows
+    inner join contracts
+        on windows.contract_id = contracts.contract_id
     inner join accounts
-        on contracts.account_id = accounts.account_id
-    where contracts.status = 'active'
-        and contracts.start_date <= accounts.as_of_date
-        and contracts.end_date >= cast(
-            {{ dbt.dateadd('month', var('renewal_upsell_window_start_months'), 'accounts.as_of_date') }} as date
-        )
-        and contracts.end_date <= cast(
-            {{ dbt.dateadd('month', var('renewal_upsell_window_end_months'), 'accounts.as_of_date') }} as date
-        )
+        on windows.account_id = accounts.account_id
+    where windows.is_in_upsell_window
 
 ),
 
@@ -60,7 +64,9 @@ audience as (
         contracts_in_window.contract_id,
         contracts_in_window.plan,
         contracts_in_window.end_date,
-        contracts_in_window.end_date - contracts_in_window.as_of_date as days_to_renewal,
+        contracts_in_window.days_to_renewal,
+        {{ var('renewal_upsell_window_start_months') }} as upsell_window_start_months,
+        {{ var('renewal_upsell_window_end_months') }} as upsell_window_end_months,
         contracts_in_window.arr,
         accounts.currency,
         round(contracts_in_window.arr * accounts.fx_rate_to_base, 2) as arr_base,
