@@ -113,7 +113,7 @@ def generate(
 
     Example: `csflow generate --accounts 1000 --seed 7 --as-of 2026-03-31 --out landing/`
     """
-    from csflow.generate import generate as run_generate
+    from csflow.demo import generate as run_generate
     from csflow.run_context import parse_as_of
 
     if fmt not in ("csv", "parquet"):
@@ -224,7 +224,7 @@ def demo(
 ) -> None:
     """Generate a demo data set, run the whole pipeline on it, and show where to look."""
     from csflow.dbt import relation_counts
-    from csflow.generate import generate as run_generate
+    from csflow.demo import generate as run_generate
     from csflow.run_context import parse_as_of
     from csflow.warehouse import open_warehouse
 
@@ -286,7 +286,7 @@ def _tour(engine: Any, as_of: date) -> None:
         "Red accounts": (
             "select h.account_id, a.account_name, round(h.health_score, 1) as health_score, "
             "round(h.score_change_30d, 1) as change_30d, a.owner_email "
-            "from marts.account_health h join staging.stg_landing__accounts a using (account_id) "
+            "from marts.account_health h join marts.account_directory a using (account_id) "
             "where h.as_of_date = :as_of and h.health_band = 'red' order by h.health_score limit 5",
             {"as_of": as_of},
         ),

@@ -28,31 +28,30 @@ from csflow.render import Renderer
 SECTIONS: dict[str, str] = {
     "renewals": """
         select a.owner_email, a.account_name, r.end_date, r.days_to_renewal, r.renewal_window
-        from marts.renewal_windows r join staging.stg_landing__accounts a using (account_id)
+        from marts.renewal_windows r join marts.account_directory a using (account_id)
         where r.renewal_window in ('overdue', '0-2m', '2-4m')
         order by r.end_date""",
     "alerts": """
         select a.owner_email, a.account_name, p.playbook, p.status
-        from ops.playbook_actions p join staging.stg_landing__accounts a using (account_id)
+        from ops.playbook_actions p join marts.account_directory a using (account_id)
         where p.as_of_date = :as_of and p.channel = 'csm_alert'
         order by p.playbook, a.account_name""",
     "at_risk": """
         select a.owner_email, a.account_name, round(h.health_score, 1) as health_score, h.health_band,
                round(h.score_change_30d, 1) as score_change_30d, h.is_declining
-        from marts.account_health h join staging.stg_landing__accounts a using (account_id)
+        from marts.account_health h join marts.account_directory a using (account_id)
         where h.as_of_date = :as_of and (h.health_band = 'red' or h.is_declining)
         order by h.health_score""",
     "tasks": """
         select t.owner_email, a.account_name, t.title, t.due_date, t.due_date < :as_of as is_overdue
-        from ops.tasks t join staging.stg_landing__accounts a using (account_id)
+        from ops.tasks t join marts.account_directory a using (account_id)
         where t.status = 'open'
         order by t.due_date""",
     "comments": """
         select a.owner_email, a.account_name, s.survey_type, s.score, s.comment
-        from staging.stg_landing__survey_responses s join staging.stg_landing__accounts a using (account_id)
-        where s.comment is not null
-          and (s.responded_at at time zone :tz)::date between :since and :as_of
-        order by s.responded_at desc""",
+        from marts.survey_comments s join marts.account_directory a using (account_id)
+        where s.responded_date between :since and :as_of
+        order by s.responded_date desc, s.response_id""",
 }
 COMMENT_DAYS = 7
 EFFECTIVENESS_MONTHS = 3  # months of playbook effectiveness in the KPI report
@@ -68,7 +67,7 @@ class DigestReport:
 
 
 def _csm_sections(conn: sa.Connection, as_of: date, settings: Settings) -> dict[str, dict[str, list[dict]]]:
-    params = {"as_of": as_of, "since": as_of - timedelta(days=COMMENT_DAYS - 1), "tz": settings.timezone}
+    params = {"as_of": as_of, "since": as_of - timedelta(days=COMMENT_DAYS - 1)}
     by_owner: dict[str, dict[str, list[dict]]] = defaultdict(lambda: {name: [] for name in SECTIONS})
     for name, sql in SECTIONS.items():
         for row in conn.execute(sa.text(sql), params).mappings():
@@ -78,7 +77,7 @@ def _csm_sections(conn: sa.Connection, as_of: date, settings: Settings) -> dict[
 
 def csm_digests(conn: sa.Connection, settings: Settings, as_of: date, renderer: Renderer) -> tuple[list[Message], int]:
     """One digest per CSM with something to act on; also returns how many had nothing."""
-    owners = conn.execute(sa.text("select distinct owner_email from staging.stg_landing__accounts")).scalars().all()
+    owners = conn.execute(sa.text("select distinct owner_email from marts.account_directory")).scalars().all()
     sections = _csm_sections(conn, as_of, settings)
     messages = []
     for owner in sorted(owners):

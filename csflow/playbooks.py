@@ -170,12 +170,12 @@ class _Directory:
         by_account: dict[str, list[_Contact]] = defaultdict(list)
         by_id: dict[str, _Contact] = {}
         for row in conn.execute(
-            sa.text("select contact_id, account_id, email, contact_name, role from staging.stg_landing__contacts")
+            sa.text("select contact_id, account_id, email, contact_name, role from marts.account_contacts")
         ):
             contact = _Contact(row[0], row[2], row[3], row[4])
             by_account[row[1]].append(contact)
             by_id[row[0]] = contact
-        region = dict(conn.execute(sa.text("select account_id, region from staging.stg_landing__accounts")).all())
+        region = dict(conn.execute(sa.text("select account_id, region from marts.account_directory")).all())
         return cls(by_account, by_id, region, suppressed(conn))
 
 
@@ -234,6 +234,131 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(row, default=str))
 
 
+@dataclass
+class _Planned:
+    """An audience row that will fire, with its rule and who gets the message."""
+
+    row: dict[str, Any]
+    rule: Rule
+    people: list[_Contact]
+    why_nobody: str  # when a rule with recipients has nobody to send to
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.rule.recipients) and not self.people
+
+
+def plan_firings(
+    play: Playbook,
+    rows: list[dict[str, Any]],
+    cooling: set[str],
+    customer_hold: str | None,
+    directory: _Directory,
+    settings: Settings,
+    result: PlayResult,
+) -> list[_Planned]:
+    """Which audience rows fire and how, counting the ones that do not. No database."""
+    planned: list[_Planned] = []
+    for row in rows:
+        if row["account_id"] in cooling:
+            result.cooling_down += 1
+            continue
+        rule = next((r for r in play.rules if r.matches(row)), None)
+        if rule is None:
+            result.unmatched += 1
+            continue
+        if rule.customer_facing and customer_hold:
+            result.held[customer_hold] = result.held.get(customer_hold, 0) + 1
+            continue
+        people, why_nobody = _recipients(rule, row, directory, settings) if rule.recipients else ([], "")
+        planned.append(_Planned(row, rule, people, why_nobody))
+    return planned
+
+
+def record_firings(conn: sa.Connection, play: Playbook, as_of: date, planned: list[_Planned]) -> dict[str, int]:
+    """Insert the firings; (playbook, occasion_key) is unique, so only new occasions come back (key -> action_id)."""
+    inserted = conn.execute(
+        sa.text(
+            """insert into ops.playbook_actions
+                 (playbook, account_id, occasion_key, as_of_date, channel, recipient, status, detail)
+               select :playbook, x.account_id, x.occasion_key, :as_of, x.channel, x.recipient, x.status, x.detail
+               from jsonb_to_recordset(cast(:rows as jsonb))
+                 as x(account_id text, occasion_key text, channel text, recipient text, status text, detail text)
+               on conflict (playbook, occasion_key) do nothing
+               returning action_id, occasion_key"""
+        ),
+        {
+            "playbook": play.name,
+            "as_of": as_of,
+            "rows": json.dumps(
+                [
+                    {
+                        "account_id": p.row["account_id"],
+                        "occasion_key": p.row["occasion_key"],
+                        "channel": p.rule.channel,
+                        "recipient": ", ".join(c.email for c in p.people) or None,
+                        "status": "skipped" if p.skipped else "pending",
+                        "detail": p.why_nobody or None,
+                    }
+                    for p in planned
+                ]
+            ),
+        },
+    ).all()
+    return {occasion: action_id for action_id, occasion in inserted}
+
+
+def _messages_and_task(
+    p: _Planned, action_id: int, play: Playbook, config: PlaybookConfig, settings: Settings, renderer: Renderer,
+    as_of: date, directory: _Directory,
+) -> tuple[list[Message], dict[str, Any] | None]:
+    """What one new firing sends (rendered per recipient) and the task it opens, if any."""
+    locale = config.locale_by_region.get(str(directory.region.get(p.row["account_id"])), config.default_locale)
+    messages = []
+    for person in p.people:
+        unsubscribe = unsubscribe_url(settings, person.email) if p.rule.customer_facing else None
+        context = {**p.row, "recipient_name": person.name, "unsubscribe_url": unsubscribe, "action_id": action_id}
+        rendered = renderer.render(p.rule.template or "", locale, context)
+        messages.append(
+            Message(
+                dedupe_key=f"action:{action_id}:{normalized(person.email)}",
+                kind="playbook",
+                to_email=person.email,
+                to_name=person.name,
+                subject=rendered.subject,
+                html_body=rendered.html,
+                text_body=rendered.text,
+                action_id=action_id,
+                playbook=play.name,
+                is_customer_facing=p.rule.customer_facing,
+                unsubscribe_url=unsubscribe,
+            )
+        )
+    task = None
+    if p.rule.task_title and p.row.get("owner_email"):
+        task = {
+            "action_id": action_id,
+            "owner_email": p.row["owner_email"],
+            "account_id": p.row["account_id"],
+            "title": p.rule.task_title.format(**_jsonable(p.row)),
+            "due_date": (as_of + timedelta(days=p.rule.task_due_days)).isoformat(),
+        }
+    return messages, task
+
+
+def _insert_tasks(conn: sa.Connection, tasks: list[dict[str, Any]]) -> None:
+    if tasks:
+        conn.execute(
+            sa.text(
+                """insert into ops.tasks (action_id, owner_email, account_id, title, due_date)
+                   select x.action_id, x.owner_email, x.account_id, x.title, x.due_date
+                   from jsonb_to_recordset(cast(:rows as jsonb))
+                     as x(action_id bigint, owner_email text, account_id text, title text, due_date date)"""
+            ),
+            {"rows": json.dumps(tasks)},
+        )
+
+
 def run_play(
     engine: sa.Engine,
     play: Playbook,
@@ -244,7 +369,10 @@ def run_play(
     customer_hold: str | None,
     directory: _Directory,
 ) -> PlayResult:
-    """Fire one play; customer_hold, when given, is why its customer-facing rules may not fire now."""
+    """Fire one play in one transaction: plan, record, then open tasks and queue email for the new firings.
+
+    customer_hold, when given, is why its customer-facing rules may not fire now.
+    """
     result = PlayResult(play.name)
     with engine.begin() as conn:
         rows = _audience_rows(conn, play.audience)
@@ -252,104 +380,23 @@ def run_play(
             result.missing_audience = True
             return result
         result.candidates = len(rows)
-        cooling = _cooling_down(conn, play, as_of)
-        planned: list[tuple[dict[str, Any], Rule, list[_Contact], str]] = []
-        for row in rows:
-            if row["account_id"] in cooling:
-                result.cooling_down += 1
-                continue
-            rule = next((r for r in play.rules if r.matches(row)), None)
-            if rule is None:
-                result.unmatched += 1
-                continue
-            if rule.customer_facing and customer_hold:
-                result.held[customer_hold] = result.held.get(customer_hold, 0) + 1
-                continue
-            people, why_nobody = _recipients(rule, row, directory, settings) if rule.recipients else ([], "")
-            planned.append((row, rule, people, why_nobody))
+        planned = plan_firings(play, rows, _cooling_down(conn, play, as_of), customer_hold, directory, settings, result)
         if not planned:
             return result
-
-        inserted = conn.execute(
-            sa.text(
-                """insert into ops.playbook_actions
-                     (playbook, account_id, occasion_key, as_of_date, channel, recipient, status, detail)
-                   select :playbook, x.account_id, x.occasion_key, :as_of, x.channel, x.recipient, x.status, x.detail
-                   from jsonb_to_recordset(cast(:rows as jsonb))
-                     as x(account_id text, occasion_key text, channel text, recipient text, status text, detail text)
-                   on conflict (playbook, occasion_key) do nothing
-                   returning action_id, occasion_key"""
-            ),
-            {
-                "playbook": play.name,
-                "as_of": as_of,
-                "rows": json.dumps(
-                    [
-                        {
-                            "account_id": row["account_id"],
-                            "occasion_key": row["occasion_key"],
-                            "channel": rule.channel,
-                            "recipient": ", ".join(p.email for p in people) or None,
-                            "status": "skipped" if rule.recipients and not people else "pending",
-                            "detail": why_nobody or None,
-                        }
-                        for row, rule, people, why_nobody in planned
-                    ]
-                ),
-            },
-        ).all()
-        new_actions = {occasion: action_id for action_id, occasion in inserted}
+        new_actions = record_firings(conn, play, as_of, planned)
         result.already_fired = len(planned) - len(new_actions)
-
         messages: list[Message] = []
         tasks: list[dict[str, Any]] = []
-        for row, rule, people, _ in planned:
-            action_id = new_actions.get(row["occasion_key"])
+        for p in planned:
+            action_id = new_actions.get(p.row["occasion_key"])
             if action_id is None:
                 continue
             result.fired += 1
-            if rule.recipients and not people:
-                result.skipped += 1
-            locale = config.locale_by_region.get(str(directory.region.get(row["account_id"])), config.default_locale)
-            for person in people:
-                unsubscribe = unsubscribe_url(settings, person.email) if rule.customer_facing else None
-                context = {**row, "recipient_name": person.name, "unsubscribe_url": unsubscribe, "action_id": action_id}
-                rendered = renderer.render(rule.template or "", locale, context)
-                messages.append(
-                    Message(
-                        dedupe_key=f"action:{action_id}:{normalized(person.email)}",
-                        kind="playbook",
-                        to_email=person.email,
-                        to_name=person.name,
-                        subject=rendered.subject,
-                        html_body=rendered.html,
-                        text_body=rendered.text,
-                        action_id=action_id,
-                        playbook=play.name,
-                        is_customer_facing=rule.customer_facing,
-                        unsubscribe_url=unsubscribe,
-                    )
-                )
-            if rule.task_title and row.get("owner_email"):
-                tasks.append(
-                    {
-                        "action_id": action_id,
-                        "owner_email": row["owner_email"],
-                        "account_id": row["account_id"],
-                        "title": rule.task_title.format(**_jsonable(row)),
-                        "due_date": (as_of + timedelta(days=rule.task_due_days)).isoformat(),
-                    }
-                )
-        if tasks:
-            conn.execute(
-                sa.text(
-                    """insert into ops.tasks (action_id, owner_email, account_id, title, due_date)
-                       select x.action_id, x.owner_email, x.account_id, x.title, x.due_date
-                       from jsonb_to_recordset(cast(:rows as jsonb))
-                         as x(action_id bigint, owner_email text, account_id text, title text, due_date date)"""
-                ),
-                {"rows": json.dumps(tasks)},
-            )
+            result.skipped += p.skipped
+            sent, task = _messages_and_task(p, action_id, play, config, settings, renderer, as_of, directory)
+            messages += sent
+            tasks += [task] if task else []
+        _insert_tasks(conn, tasks)
         result.tasks = len(tasks)
         result.messages = len(queue_messages(conn, messages))
     return result

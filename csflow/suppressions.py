@@ -40,7 +40,7 @@ def sync_from_contacts(conn: sa.Connection) -> int:
         sa.text(
             f"""insert into ops.suppressions (address, reason, source)
                 select distinct lower(email), 'unsubscribe', '{CONTACTS_SOURCE}'
-                from staging.stg_landing__contacts
+                from marts.account_contacts
                 where is_unsubscribed
                 on conflict (address) do nothing"""
         )

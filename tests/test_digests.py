@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from csflow.dbt import run_dbt
 from csflow.digests import build_digests
 from csflow.mailers import FileMailer
 from csflow.outbox import RetryPolicy, deliver
@@ -36,8 +37,9 @@ def test_each_csm_with_work_gets_one_digest_per_day(marts_engine, settings) -> N
     assert again.queued == 0  # once per CSM per day, and the KPI report once per week
 
 
-def test_a_csm_with_nothing_to_act_on_gets_no_digest(marts_engine, settings) -> None:
+def test_a_csm_with_nothing_to_act_on_gets_no_digest(built_marts, marts_engine, settings) -> None:
     # A CSM whose only account has no renewals, alerts, risk, tasks or comments.
+    db, _ = built_marts
     with marts_engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -46,12 +48,14 @@ def test_a_csm_with_nothing_to_act_on_gets_no_digest(marts_engine, settings) -> 
             )
         )
     try:
+        run_dbt(db, settings, ["run", "--select", "account_directory"], use_prefect=False)  # as the next build would
         report = build_digests(marts_engine, settings, MARTS_AS_OF, include_kpi_report=False)
         with marts_engine.connect() as conn:
             recipients = conn.execute(sa.text("select to_email from ops.outbox where kind = 'digest'")).scalars().all()
     finally:
         with marts_engine.begin() as conn:
             conn.execute(sa.text("delete from raw.accounts where account_id = 'QUIET1'"))
+        run_dbt(db, settings, ["run", "--select", "account_directory"], use_prefect=False)
     assert "quiet@example.com" not in recipients
     assert report.csms_with_nothing >= 1 and report.csm_digests == len(recipients) > 0
 

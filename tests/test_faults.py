@@ -36,6 +36,7 @@ from csflow import tokens
 from csflow.casting import NUL_REASON, RANGE_REASON
 from csflow.cli import app
 from csflow.config import ConfigError, Settings
+from csflow.dbt import run_dbt
 from csflow.ingest import ingest_folder
 from csflow.mailers import FileMailer, SendGridMailer, SmtpMailer
 from csflow.outbox import (
@@ -427,12 +428,15 @@ def test_a_second_contact_record_with_an_unsubscribed_address_gets_nothing(built
             ),
             {"c": first.contact_id},
         )
+    db, _ = built_marts
     try:
+        run_dbt(db, settings, ["run", "--select", "account_contacts"], use_prefect=False)  # as the next build would
         run_playbooks(marts_engine, settings, date(2026, 3, 31), gate_open=True)
     finally:
         with marts_engine.begin() as conn:
             conn.execute(sa.text("delete from raw.contacts where contact_id = 'C-AGAIN'"))
             conn.execute(sa.text("update raw.contacts set is_unsubscribed = false where contact_id = :c"), {"c": first.contact_id})
+        run_dbt(db, settings, ["run", "--select", "account_contacts"], use_prefect=False)
     with marts_engine.connect() as conn:
         fired = conn.execute(
             sa.text("select status, detail from ops.playbook_actions where playbook = 'single_feature_cross_sell' and account_id = :a"),
@@ -642,7 +646,7 @@ def test_a_second_run_waits_then_names_who_holds_the_warehouse(warehouse: Wareho
 
 
 def test_two_ingests_at_once_both_finish_one_after_the_other(warehouse: Warehouse, engine, tmp_path: Path) -> None:
-    from csflow.generate import generate
+    from csflow.demo import generate
 
     land = tmp_path / "landing"
     written = generate(land, accounts=40, seed=3, as_of=date(2026, 3, 31))
