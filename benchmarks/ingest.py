@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from csflow.config import Settings, load_settings
 from csflow.contract import ENTITIES
-from csflow.generate import generate
+from csflow.demo import generate
 from csflow.ingest import _known_accounts, load_file
 from csflow.warehouse import open_warehouse
 

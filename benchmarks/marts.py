@@ -42,7 +42,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 from csflow.config import Settings, load_settings  # noqa: E402
 from csflow.contract import ENTITIES  # noqa: E402
 from csflow.dbt import DbtResult, run_dbt  # noqa: E402
-from csflow.generate import generate  # noqa: E402
+from csflow.demo import generate  # noqa: E402
 from csflow.ingest import ingest_folder, load_file  # noqa: E402
 from csflow.run_context import write_run_context  # noqa: E402
 from csflow.warehouse import Warehouse, open_warehouse  # noqa: E402

@@ -264,7 +264,7 @@ def main() -> None:
 
     from csflow.config import load_settings
     from csflow.dbt import run_dbt
-    from csflow.generate import generate
+    from csflow.demo import generate
     from csflow.warehouse import open_warehouse
     from flows.run_pipeline import run_pipeline
 

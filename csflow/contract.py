@@ -1,23 +1,20 @@
-"""The landing-file contract (data-contract.md section 1) as data.
+"""The landing-file contract (data-contract.md section 1) as data: the owner of
+every landing column's name, kind, requiredness, allowed values, key and
+staging name.
 
-Every other module (generator, ingest, raw DDL, dbt sources) reads the
-entities from here, so a column is declared exactly once.
+Ingest, the demo data, the raw tables (csflow/schema.py) and the checks of the
+dbt staging models (tests/test_dbt_project.py) all read it, so a column is
+declared exactly once; its meaning is written once too, in the dbt project's
+_landing__docs.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Column kinds and the PostgreSQL type each is stored as in schema `raw`.
-PG_TYPES: dict[str, str] = {
-    "text": "text",
-    "email": "text",  # exactly one address (csflow.addresses)
-    "int": "integer",
-    "numeric": "numeric",
-    "date": "date",
-    "timestamp": "timestamptz",
-    "bool": "boolean",
-}
+# Column kinds: text, email (exactly one address, csflow.addresses), int, numeric,
+# date, timestamp, bool. How each is stored in schema raw: csflow/schema.py.
+KINDS = ("text", "email", "int", "numeric", "date", "timestamp", "bool")
 
 TRUE_WORDS = ("true", "1", "yes", "t", "y")
 FALSE_WORDS = ("false", "0", "no", "f", "n")
@@ -36,13 +33,9 @@ class Column:
     # The column's name in staging when it is renamed there (booleans take is_).
     staged_as: str | None = None
 
-    @property
-    def staged_name(self) -> str:
-        return self.staged_as or self.name
-
-    @property
-    def pg_type(self) -> str:
-        return PG_TYPES[self.kind]
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
 
 
 @dataclass(frozen=True)

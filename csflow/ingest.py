@@ -624,6 +624,18 @@ def _reject_whole_file(engine: sa.Engine, load_id: int, entity: Entity, path: Pa
     return result
 
 
+def _batches(
+    entity: Entity, path: Path, exact: bool, on_read: Callable[[int], None], structural: list[tuple[int, str, str]]
+) -> Iterator[_Batch]:
+    """The file's rows in batches; exact CSV reading also lists malformed rows in structural."""
+    if path.suffix == ".parquet":
+        return _read_parquet(path, entity, on_read)
+    header = _csv_header(path, entity)
+    if exact:
+        return _read_csv_exact(path, entity, header, structural)
+    return _read_csv_streaming(path, entity, header, on_read)
+
+
 def _load_rows(
     engine: sa.Engine,
     entity: Entity,
@@ -633,17 +645,9 @@ def _load_rows(
     on_read: Callable[[int], None],
     exact: bool,
 ) -> FileResult:
+    """One file in one transaction: COPY the checked rows, then settle flags, duplicates and rejects."""
     structural: list[tuple[int, str, str]] = []
-    if path.suffix == ".parquet":
-        batches = _read_parquet(path, entity, on_read)
-    else:
-        header = _csv_header(path, entity)
-        batches = (
-            _read_csv_exact(path, entity, header, structural)
-            if exact
-            else _read_csv_streaming(path, entity, header, on_read)
-        )
-    result = FileResult(entity.name, path.name, "loaded")
+    batches = _batches(entity, path, exact, on_read, structural)
     with engine.begin() as conn:
         # Naive timestamps in landing files mean UTC (data contract).
         conn.execute(sa.text("set local timezone = 'UTC'"))
@@ -657,62 +661,78 @@ def _load_rows(
         conn.execute(sa.text(f"alter table raw.{entity.name} alter column {LOAD_ID} set default {int(load_id)}"))
         tally = _copy_stream(cursor, entity, batches, known, freeze=not had_rows)
         conn.execute(sa.text(f"alter table raw.{entity.name} alter column {LOAD_ID} drop default"))
-        unknown = np.concatenate(tally.unknown_lines) if tally.unknown_lines else np.array([], dtype=np.int64)
-        if entity.has_account and len(unknown):
-            conn.execute(
-                sa.text(
-                    f"update raw.{entity.name} set {UNKNOWN_ACCOUNT} = true "
-                    f"where {LOAD_ID} = :id and {LINE} = any(:lines)"
-                ),
-                {"id": load_id, "lines": unknown.tolist()},
-            )
-        key = tuple(n for n in tally.keys[0].column_names if n != LINE) if tally.keys else entity.full_key
-        losers, winners = _duplicate_losers(entity, tally.keys)
-        if len(losers):
-            conn.execute(
-                sa.text(f"delete from raw.{entity.name} where {LOAD_ID} = :id and {LINE} = any(:lines)"),
-                {"id": load_id, "lines": losers.tolist()},
-            )
-            tally.rejects.append(
-                pa.table(
-                    {
-                        "line": pa.array(losers),
-                        "column_name": pa.array([",".join(key)] * len(losers)),
-                        "value": pa.nulls(len(losers), pa.string()),
-                        "reason": pc.binary_join_element_wise(
-                            "duplicate key; line ", pc.cast(pa.array(winners), pa.string()), " later in the file wins", ""
-                        ),
-                    }
-                )
-            )
-        if had_rows:
-            replaced = conn.execute(
-                sa.text(
-                    f"delete from raw.{entity.name} o using raw.{entity.name} n "
-                    f"where n.{LOAD_ID} = :id and o.{LOAD_ID} <> :id and {_key_match(entity, key)}"
-                ),
-                {"id": load_id},
-            )
-            result.rows_replaced = replaced.rowcount
-        if structural:
-            tally.rejects.append(
-                pa.table(
-                    {
-                        "line": pa.array([s[0] for s in structural], pa.int64()),
-                        "column_name": pa.nulls(len(structural), pa.string()),
-                        "value": pa.array([s[1][:REJECT_VALUE_CHARS] for s in structural]),
-                        "reason": pa.array([s[2] for s in structural]),
-                    }
-                )
-            )
-        rejects = pa.concat_tables(tally.rejects) if tally.rejects else _empty_rejects()
-        _write_rejects(cursor, load_id, entity, path.name, rejects)
-        result.rows_read = tally.rows_read + len(structural)
-        result.rows_loaded = tally.rows_loaded - len(losers)
-        result.rows_rejected = tally.rows_rejected + len(structural)
-        result.rows_duplicate = len(losers)
-        result.rows_unknown_account = len(np.setdiff1d(unknown, losers))
+        result = _settle_load(conn, cursor, entity, path.name, load_id, tally, structural, replace_older=had_rows)
         _record_load(conn, load_id, result)
+    return result
+
+
+def _settle_load(
+    conn: sa.Connection,
+    cursor: object,
+    entity: Entity,
+    file_name: str,
+    load_id: int,
+    tally: _Tally,
+    structural: list[tuple[int, str, str]],
+    replace_older: bool,
+) -> FileResult:
+    """After the COPY, in its transaction: unknown-account flags, the file's own duplicates,
+    rows of earlier loads with the same key, and every reject with its reason."""
+    result = FileResult(entity.name, file_name, "loaded")
+    unknown = np.concatenate(tally.unknown_lines) if tally.unknown_lines else np.array([], dtype=np.int64)
+    if entity.has_account and len(unknown):
+        conn.execute(
+            sa.text(
+                f"update raw.{entity.name} set {UNKNOWN_ACCOUNT} = true "
+                f"where {LOAD_ID} = :id and {LINE} = any(:lines)"
+            ),
+            {"id": load_id, "lines": unknown.tolist()},
+        )
+    key = tuple(n for n in tally.keys[0].column_names if n != LINE) if tally.keys else entity.full_key
+    losers, winners = _duplicate_losers(entity, tally.keys)
+    if len(losers):
+        conn.execute(
+            sa.text(f"delete from raw.{entity.name} where {LOAD_ID} = :id and {LINE} = any(:lines)"),
+            {"id": load_id, "lines": losers.tolist()},
+        )
+        tally.rejects.append(
+            pa.table(
+                {
+                    "line": pa.array(losers),
+                    "column_name": pa.array([",".join(key)] * len(losers)),
+                    "value": pa.nulls(len(losers), pa.string()),
+                    "reason": pc.binary_join_element_wise(
+                        "duplicate key; line ", pc.cast(pa.array(winners), pa.string()), " later in the file wins", ""
+                    ),
+                }
+            )
+        )
+    if replace_older:
+        result.rows_replaced = conn.execute(
+            sa.text(
+                f"delete from raw.{entity.name} o using raw.{entity.name} n "
+                f"where n.{LOAD_ID} = :id and o.{LOAD_ID} <> :id and {_key_match(entity, key)}"
+            ),
+            {"id": load_id},
+        ).rowcount
+    if structural:
+        tally.rejects.append(
+            pa.table(
+                {
+                    "line": pa.array([s[0] for s in structural], pa.int64()),
+                    "column_name": pa.nulls(len(structural), pa.string()),
+                    "value": pa.array([s[1][:REJECT_VALUE_CHARS] for s in structural]),
+                    "reason": pa.array([s[2] for s in structural]),
+                }
+            )
+        )
+    rejects = pa.concat_tables(tally.rejects) if tally.rejects else _empty_rejects()
+    _write_rejects(cursor, load_id, entity, file_name, rejects)
+    result.rows_read = tally.rows_read + len(structural)
+    result.rows_loaded = tally.rows_loaded - len(losers)
+    result.rows_rejected = tally.rows_rejected + len(structural)
+    result.rows_duplicate = len(losers)
+    result.rows_unknown_account = len(np.setdiff1d(unknown, losers))
     return result
 
 

@@ -369,10 +369,6 @@ class SendingSlot:
             self.proxy.invalidate()
         self.proxy.close()
 
-    def abandon(self) -> None:
-        """End the session without a word, as a crashed process would (tests)."""
-        self.proxy.invalidate()
-
 
 def mark_abandoned(engine: sa.Engine) -> list[int]:
     """`sending` rows whose slot is gone; returns the ones that became unknown.

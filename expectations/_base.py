@@ -230,3 +230,22 @@ def rows_from_latest_load(entity: str, run: RunParams) -> list[gxe.Expectation]:
             )
         )
     ]
+
+
+def event_suite(entity: str) -> SuiteSpec:
+    """The suite of an event table without an id: nothing stamped after its file was
+    loaded, known accounts, rows from the latest file, and no row repeated in it."""
+    from csflow.contract import ENTITIES
+
+    stamp = ENTITIES[entity].stamped_by
+    assert stamp is not None, entity
+
+    def build(run: RunParams) -> list[gxe.Expectation]:
+        return [
+            *not_after_load(entity, stamp, run),
+            known_accounts(),
+            *rows_from_latest_load(entity, run),
+            *no_repeated_rows_in_latest_load(entity, run),
+        ]
+
+    return SuiteSpec(name=f"raw_{entity}", table=f"raw.{entity}", build=build)

@@ -158,7 +158,7 @@ def built_marts(server: Warehouse, shared_state: Path, tmp_path_factory: pytest.
     """Generated landing data (as of 2026-03-31) with one hostile account name,
     built through every mart once per session; tests that use it reset ops."""
     from csflow.dbt import run_dbt
-    from csflow.generate import generate
+    from csflow.demo import generate
     from csflow.ingest import ingest_folder
     from csflow.run_context import write_run_context
 

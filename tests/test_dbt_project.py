@@ -17,20 +17,19 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.dialects import postgresql
 
 from csflow.contract import ENTITIES, STAGED_BOOKKEEPING, UNKNOWN_ACCOUNT
+from csflow.schema import RAW_TABLES
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 STAGING = DBT_DIR / "models" / "staging"
 
-PG_DATA_TYPES = {
-    "text": "text",
-    "integer": "integer",
-    "numeric": "numeric",
-    "date": "date",
-    "timestamptz": "timestamp with time zone",
-    "boolean": "boolean",
-}
+
+
+def pg_type(entity: str, column: str) -> str:
+    """The type csflow/schema.py gives a raw column, as dbt's contracts spell it."""
+    return RAW_TABLES[entity].c[column].type.compile(dialect=postgresql.dialect()).lower()
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -77,10 +76,10 @@ def test_every_entity_has_a_staging_model_with_the_contract_columns(staging_mode
         assert "data_tests" not in node, f"{model}: raw inputs are checked by Great Expectations"
         columns = {c["name"]: c for c in node["columns"]}
         bookkeeping = [v for k, v in STAGED_BOOKKEEPING.items() if entity.has_account or k != UNKNOWN_ACCOUNT]
-        assert list(columns) == [c.staged_name for c in entity.columns] + bookkeeping, model
+        assert list(columns) == [c.staged_as or c.name for c in entity.columns] + bookkeeping, model
         for column in entity.columns:
-            staged = columns[column.staged_name]
-            assert staged["data_type"] == PG_DATA_TYPES[column.pg_type], f"{model}.{column.name}"
+            staged = columns[column.staged_as or column.name]
+            assert staged["data_type"] == pg_type(name, column.name), f"{model}.{column.name}"
             assert "data_tests" not in staged, f"{model}.{column.name}"
         for staged in columns.values():
             (doc,) = re.findall(r'doc\("(\w+)"\)', staged["description"])

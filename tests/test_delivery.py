@@ -140,7 +140,7 @@ def test_a_crash_between_claim_and_send_surfaces_unknown_and_never_resends(engin
     queue(engine, 3)
     crashed = SendingSlot(engine)
     assert crashed.claim(None, hold_customer=False)
-    crashed.abandon()  # the process "dies": its session, and with it its lock, ends
+    crashed.proxy.invalidate()  # the process "dies": its session, and with it its lock, ends
     report = deliver(engine, sendgrid, policy=FAST)
     assert len(report.unknown) == 1 and report.sent == 2
     assert statuses(engine) == {"sent": 2, "unknown": 1}

@@ -1,4 +1,4 @@
-"""Tests for csflow.generate: the synthetic landing files follow the contract,
+"""Tests for csflow.demo: the synthetic landing files follow the contract,
 are reproducible, and hold every cohort the playbooks and marts look for."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from dateutil.relativedelta import relativedelta
 
-import csflow.generate as gen
+import csflow.demo as gen
 from csflow.contract import ENTITIES
 
 AS_OF = date(2026, 3, 31)

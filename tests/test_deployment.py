@@ -30,7 +30,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from csflow.generate import generate
+from csflow.demo import generate
 from csflow.warehouse import Warehouse
 
 pytestmark = pytest.mark.timeout(400)

@@ -231,7 +231,7 @@ def test_unusable_files_are_rejected_whole_with_a_clear_message(engine: sa.Engin
 
 
 def test_parquet_and_csv_load_the_same(server, tmp_path: Path, engine: sa.Engine) -> None:
-    from csflow.generate import generate
+    from csflow.demo import generate
 
     csv_dir, parquet_dir = tmp_path / "csv", tmp_path / "parquet"
     generate(csv_dir, accounts=40, seed=3, as_of=date(2026, 3, 31), fmt="csv")

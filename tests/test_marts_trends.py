@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from lifetimes.utils import summary_data_from_transaction_data
 
-from csflow.generate import generate
+from csflow.demo import generate
 from tests.conftest import write_csv
 
 ACCOUNTS_HEADER = "account_id,account_name,owner_email,created_date,fiscal_year_end_month"

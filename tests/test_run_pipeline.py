@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from csflow.contract import ENTITIES
-from csflow.generate import generate
+from csflow.demo import generate
 
 AS_OF = date(2026, 3, 31)
 

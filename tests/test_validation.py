@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from csflow.dbt import DataTest, run_dbt
-from csflow.generate import generate
+from csflow.demo import generate
 from csflow.ingest import ingest_folder
 from csflow.validation import (
     ExpectationResult,

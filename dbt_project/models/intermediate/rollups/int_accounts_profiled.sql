@@ -4,10 +4,6 @@
     the account currency and its rate to base_currency, and whether the
     account is still a customer.
 -#}
-{#- A table, not a view: several models and tests read it in one build, and it
-    costs a scan of a large rollup (or many joins) to compute. -#}
-{{ config(materialized='table') }}
-
 with
 
 accounts as (

@@ -34,28 +34,7 @@ run_context as (
 
 ),
 
-{% if is_incremental() %}
-
-rolled_up_loads as (
-
-    select coalesce(max(max_load_id), 0) as max_load_id
-    from {{ this }}
-
-),
-
-touched_days as (
-
-    select distinct
-        email_events.account_id,
-        cast(email_events.occurred_at at time zone run_context.timezone as date) as event_date
-
-    from email_events
-    cross join run_context
-    where email_events.load_id > (select max_load_id from rolled_up_loads)
-
-),
-
-{% endif %}
+{{ days_touched_by_new_loads('email_events', 'occurred_at', 'event_date') }}
 
 dated_events as (
 
@@ -75,9 +54,7 @@ dated_events as (
 events_in_scope as (
 
     select * from dated_events
-    {% if is_incremental() %}
-    where (account_id, event_date) in (select account_id, event_date from touched_days)
-    {% endif %}
+    {{ only_touched_days('event_date') }}
 
 ),
 

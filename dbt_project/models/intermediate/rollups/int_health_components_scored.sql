@@ -23,10 +23,6 @@
       web visit at or before as_of.
     Scores are rounded to 2 decimals. One row per account existing on as_of.
 -#}
-{#- A table, not a view: several models and tests read it in one build, and it
-    costs a scan of a large rollup (or many joins) to compute. -#}
-{{ config(materialized='table') }}
-
 with
 
 accounts as (

@@ -9,10 +9,6 @@
     product with the most of those signals (then the latest, then by sku).
     One row per account with any web visit or email event at or before as_of.
 -#}
-{#- A table, not a view: several models and tests read it in one build, and it
-    costs a scan of a large rollup (or many joins) to compute. -#}
-{{ config(materialized='table') }}
-
 with
 
 web_visit_days as (

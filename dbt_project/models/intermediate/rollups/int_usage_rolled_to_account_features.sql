@@ -2,10 +2,6 @@
     Features each account used in the last 90 days (as_of - 89 .. as_of),
     from the daily usage rollup. One row per account and feature.
 -#}
-{#- A table, not a view: several models and tests read it in one build, and it
-    costs a scan of a large rollup (or many joins) to compute. -#}
-{{ config(materialized='table') }}
-
 with
 
 usage_days as (

@@ -7,10 +7,6 @@
     with any usage event at or before as_of (0 events in the windows when
     all of them are older).
 -#}
-{#- A table, not a view: several models and tests read it in one build, and it
-    costs a scan of a large rollup (or many joins) to compute. -#}
-{{ config(materialized='table') }}
-
 with
 
 usage_days as not materialized (

@@ -34,28 +34,7 @@ run_context as (
 
 ),
 
-{% if is_incremental() %}
-
-rolled_up_loads as (
-
-    select coalesce(max(max_load_id), 0) as max_load_id
-    from {{ this }}
-
-),
-
-touched_days as (
-
-    select distinct
-        web_visits.account_id,
-        cast(web_visits.visited_at at time zone run_context.timezone as date) as visit_date
-
-    from web_visits
-    cross join run_context
-    where web_visits.load_id > (select max_load_id from rolled_up_loads)
-
-),
-
-{% endif %}
+{{ days_touched_by_new_loads('web_visits', 'visited_at', 'visit_date') }}
 
 dated_visits as (
 
@@ -76,9 +55,7 @@ dated_visits as (
 visits_in_scope as (
 
     select * from dated_visits
-    {% if is_incremental() %}
-    where (account_id, visit_date) in (select account_id, visit_date from touched_days)
-    {% endif %}
+    {{ only_touched_days('visit_date') }}
 
 ),
 
