@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -235,7 +236,12 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as update:
         run_generate(
-            out, accounts=accounts, seed=seed, as_of=day, progress=lambda e, n: update(e, n, n), not_after=datetime.now(UTC)
+            out,
+            accounts=accounts,
+            seed=seed,
+            as_of=day,
+            progress=lambda e, n: update(e, n, n),
+            not_after=datetime.now(UTC),
         )
     console.print("2/3 Running the pipeline (ingest -> dbt build -> validate -> playbooks -> deliver) through Prefect")
     summary = _run(day.isoformat(), out)
@@ -252,6 +258,7 @@ def demo(
         _tour(engine, day)
         counts = relation_counts(engine, ("marts", "ops"))
         where = warehouse.display
+        csm = _busiest_csm(engine)
     table = Table("relation", "rows", title="Marts and operational tables")
     for name, rows in counts.items():
         table.add_row(*cells(name, f"{rows:,}"))
@@ -264,13 +271,30 @@ def demo(
             + (f"KPI report: {digests['kpi_report_file']}\n" if digests.get("kpi_report_file") else "")
             + f"Warehouse: {where} (schemas raw, staging, intermediate, marts, ops)\n"
             f"Landing files: {out}; rejected rows: select * from raw.current_load_rejects\n"
-            "Try next: `csflow doctor`, `csflow outbox`, "
+            + (
+                f"Workspace: run `csflow serve`, open {settings.link('signin')} and sign in as {csm}; "
+                f"the sign-in link arrives in {settings.outbox_dir / 'index.html'}. "
+                "Team leads and leadership see everything: CSFLOW_TEAM_LEADS=you@your.company csflow serve\n"
+                if csm
+                else ""
+            )
+            + "Try next: `csflow doctor`, `csflow outbox`, "
             f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), "
             "`csflow outcome ACTION_ID won` (then see marts.playbook_effectiveness), "
             f"`csflow backfill {day - timedelta(days=6)} {day} --landing {out}`, `csflow --help`"
         ),
         soft_wrap=True,
     )
+
+
+def _busiest_csm(engine: Any) -> str | None:
+    """The CSM with the most open tasks: who to sign in as on the demo data."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("select lower(owner_email) from ops.tasks where status = 'open' group by 1 order by count(*) desc, 1 limit 1")
+        ).scalar()
 
 
 def _tour(engine: Any, as_of: date) -> None:
@@ -339,7 +363,9 @@ def digest(
 @app.command()
 @user_errors
 def send(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be sent; send and claim nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be sent; send and claim nothing.")
+    ] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Send at most this many messages.")] = None,
 ) -> None:
     """Drain the outbox through the configured email backend (file, smtp or sendgrid).
@@ -386,7 +412,9 @@ def outbox(
     ] = None,
     requeue_failed: Annotated[
         bool,
-        typer.Option("--requeue-failed", help="After fixing what made them fail (a key, a password), send failed messages again."),
+        typer.Option(
+            "--requeue-failed", help="After fixing what made them fail (a key, a password), send failed messages again."
+        ),
     ] = False,
 ) -> None:
     """Show the outbox: counts per status and the latest messages.
@@ -428,7 +456,8 @@ def outbox(
 @user_errors
 def outcome(
     action_id: Annotated[
-        int | None, typer.Argument(help="The firing's action_id (ops.playbook_actions; shown in the run's firings table).")
+        int | None,
+        typer.Argument(help="The firing's action_id (ops.playbook_actions; shown in the run's firings table)."),
     ] = None,
     result: Annotated[str | None, typer.Argument(help="won, lost, no_response or in_progress.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="What happened, in a few words.")] = None,
@@ -444,7 +473,7 @@ def outcome(
     and reason; good rows are recorded; exit status 1 if any row was rejected).
     An outcomes.csv in the landing folder is imported by every pipeline run.
     """
-    from csflow.outcomes import OUTCOMES, import_outcomes, record_outcome
+    from csflow.outcomes import OUTCOMES, import_outcomes, set_outcome
     from csflow.warehouse import open_warehouse
 
     if file is None and (action_id is None or result is None):
@@ -453,11 +482,16 @@ def outcome(
         raise ValueError("give either ACTION_ID OUTCOME or --file, not both")
     with open_warehouse(_settings()) as warehouse, warehouse.connected() as engine:
         if file is None:
-            record_outcome(engine, action_id, result or "", note)
+            with engine.begin() as conn:
+                set_outcome(conn, action_id, result or "", f"cli:{getpass.getuser()}", note)
             console.print(f"action {action_id}: outcome {result} recorded")
             return
         report = import_outcomes(engine, file)
-    console.print(Text(f"{file}: {report.recorded} outcome(s) recorded, {report.unchanged} unchanged, {len(report.rejects)} rejected"))
+    console.print(
+        Text(
+            f"{file}: {report.recorded} outcome(s) recorded, {report.unchanged} unchanged, {len(report.rejects)} rejected"
+        )
+    )
     for line, reason in report.rejects:
         err.print(f"[red]{escape(str(file))}:{line}:[/] {escape(reason)}", highlight=False, soft_wrap=True)
     if report.rejects:
@@ -499,7 +533,11 @@ def backfill(
     for r in rows:
         table.add_row(
             *cells(
-                r["as_of"], "open" if r["gate_open"] else "closed", r["fired"], r["held_past_date"], r["sent"],
+                r["as_of"],
+                "open" if r["gate_open"] else "closed",
+                r["fired"],
+                r["held_past_date"],
+                r["sent"],
                 f"{r['seconds']:.1f}",
             ),
             style=None if r["gate_open"] else "red",
@@ -530,6 +568,42 @@ def migrate() -> None:
     console.print(
         f"warehouse tables: revision {after}" if before == after else f"warehouse tables: {before or 'none'} -> {after}"
     )
+
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 behind a reverse proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the CSM workspace: tasks, account pages, renewals, KPIs, and the links in email.
+
+    CSMs sign in with a link emailed to their address (or through a single
+    sign-on proxy's header, setting workspace_trusted_header). Links in email
+    start at setting base_url, which should be where this server is reached,
+    normally an https reverse proxy in front of 127.0.0.1:8080 (see README).
+    Listening beyond this machine is refused while workspace_secret or
+    unsubscribe_secret is the example value.
+    Example: `csflow serve --port 8080`
+    """
+    import sqlalchemy as sa
+    import uvicorn
+
+    from csflow.warehouse import open_warehouse
+    from csflow.web import create_app, serving_refusal
+
+    settings = _settings()
+    refusal = serving_refusal(settings, host)
+    if refusal:
+        raise ConfigError(refusal)
+    with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
+        with engine.connect() as conn:
+            if conn.execute(sa.text("select to_regclass('marts.account_directory')")).scalar() is None:
+                raise ValueError(f"{warehouse.display} has no marts yet: run `csflow run` (or `csflow demo`) first")
+        console.print(
+            Text(f"csflow workspace on http://{host}:{port} (links in email lead to {settings.base_url}); Ctrl+C stops it")
+        )
+        uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info", server_header=False)
 
 
 @app.command()

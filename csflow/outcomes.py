@@ -1,8 +1,9 @@
 """Outcomes: what came of a playbook firing, recorded by a CSM.
 
-An outcome is set on ops.playbook_actions by `csflow outcome ACTION_ID won`
-or by importing an outcomes.csv (action_id, outcome[, note][, recorded_at]),
-for example exported from the CRM. The playbook_effectiveness mart reads
+An outcome is set on ops.playbook_actions by a CSM: completing a task or
+pressing an outcome button in the workspace (csflow.web), `csflow outcome
+ACTION_ID won`, or importing an outcomes.csv (action_id, outcome[, note][,
+recorded_at]), for example exported from the CRM. The playbook_effectiveness mart reads
 them, together with the orders that followed each firing.
 
 Setting an outcome again replaces it (the latest word counts); an import
@@ -22,12 +23,13 @@ from pathlib import Path
 import pyarrow as pa
 import sqlalchemy as sa
 
+from csflow.audit import audit
 from csflow.casting import cast_column, printable
 from csflow.contract import OUTCOMES_FILE, Column
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OUTCOMES", "OUTCOMES_FILE", "OutcomeImport", "import_outcomes", "import_outcomes_reported", "record_outcome"]
+__all__ = ["OUTCOMES", "OUTCOMES_FILE", "OutcomeImport", "import_outcomes", "import_outcomes_reported", "set_outcome"]
 
 OUTCOMES = ("won", "lost", "no_response", "in_progress")
 # The file's columns, checked like landing columns (action ids are bigserial).
@@ -70,19 +72,28 @@ returning a.action_id
 """
 
 
-def record_outcome(engine: sa.Engine, action_id: int, outcome: str, note: str | None = None) -> None:
-    """Record one outcome; a ValueError names what is wrong (unknown action, bad outcome)."""
+def set_outcome(conn: sa.Connection, action_id: int, outcome: str, actor: str, note: str | None = None) -> str | None:
+    """Record one firing's outcome (the latest word counts) and audit it; returns the outcome it had before.
+
+    The one place an outcome is set by a person: `csflow outcome`, a task
+    completed in the workspace, an outcome button in a CSM alert. A ValueError
+    names what is wrong (unknown firing, an outcome not in OUTCOMES).
+    """
     value = _check_outcome(outcome)
-    with engine.begin() as conn:
-        exists = conn.execute(
-            sa.text("select 1 from ops.playbook_actions where action_id = :id"), {"id": action_id}
-        ).first()
-        if exists is None:
-            raise ValueError(f"action {action_id}: no such firing in ops.playbook_actions")
-        conn.execute(
-            sa.text(_APPLY_SQL),
-            {"rows": json.dumps([{"action_id": action_id, "outcome": value, "note": note}])},
-        )
+    previous = conn.execute(
+        sa.text("select outcome from ops.playbook_actions where action_id = :id for update"), {"id": action_id}
+    ).first()
+    if previous is None:
+        raise ValueError(f"action {action_id}: no such firing in ops.playbook_actions")
+    conn.execute(
+        sa.text(
+            "update ops.playbook_actions set outcome = :o, outcome_note = coalesce(:n, outcome_note), "
+            "outcome_at = now() where action_id = :id"
+        ),
+        {"o": value, "n": note, "id": action_id},
+    )
+    audit(conn, actor, "recorded outcome", "firing", action_id, outcome=value, previous=previous[0], note=note)
+    return previous[0]
 
 
 def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
@@ -117,6 +128,8 @@ def import_outcomes(engine: sa.Engine, path: Path) -> OutcomeImport:
             else:
                 report.rejects.append((line, f"action_id {row['action_id']}: no such firing"))
         changed = conn.execute(sa.text(_APPLY_SQL), {"rows": json.dumps(good)}).all() if good else []
+        for (action_id,) in changed:
+            audit(conn, f"file:{path.name}", "recorded outcome", "firing", action_id)
     report.recorded = len(changed)
     report.unchanged = len(good) - len(changed)
     report.rejects.sort()

@@ -116,6 +116,8 @@ playbook_actions = sa.Table(
     sa.UniqueConstraint("playbook", "occasion_key", name="playbook_actions_playbook_occasion_key_key"),
     sa.CheckConstraint(f"status in {ACTION_STATUSES}", name="playbook_actions_status_check"),
     sa.Index("playbook_actions_account", "playbook", "account_id", "as_of_date"),
+    # An account's communication history, newest first.
+    sa.Index("playbook_actions_history", "account_id", "fired_at"),
     schema="ops",
 )
 
@@ -132,11 +134,56 @@ tasks = sa.Table(
     sa.Column("due_date", sa.Date, nullable=False),
     sa.Column("status", sa.Text, nullable=False, server_default="open"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # Out of the CSM's open list until this day (the workspace's "snooze").
+    sa.Column("snoozed_until", sa.Date),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("completed_by", sa.Text),
     sa.CheckConstraint(f"status in {TASK_STATUSES}", name="tasks_status_check"),
+    # The workspace's task lists: a CSM's open tasks, an account's open tasks.
+    sa.Index("tasks_open_owner", sa.text("lower(owner_email)"), postgresql_where=sa.text("status = 'open'")),
+    sa.Index("tasks_open_account", "account_id", postgresql_where=sa.text("status = 'open'")),
+    schema="ops",
+)
+
+# Every change made through the workspace or a link: who, when, what.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target_type", sa.Text, nullable=False),
+    sa.Column("target_id", sa.Text, nullable=False),
+    sa.Column("detail", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Index("audit_log_target", "target_type", "target_id"),
+    schema="ops",
+)
+
+# Single-use sign-in links (only a hash of the token is kept), and every request for one.
+signin_links = sa.Table(
+    "signin_links",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
+    schema="ops",
+)
+
+signin_attempts = sa.Table(
+    "signin_attempts",
+    metadata,
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("client", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("signin_attempts_at", "at"),
     schema="ops",
 )
 
 MESSAGE_STATUSES = ("pending", "sending", "sent", "failed", "unknown", "cancelled", "skipped")
+MESSAGE_KINDS = ("playbook", "digest", "report", "alert", "signin")
 
 outbox = sa.Table(
     "outbox",
@@ -168,6 +215,8 @@ outbox = sa.Table(
     sa.CheckConstraint(f"status in {MESSAGE_STATUSES}", name="outbox_status_check"),
     sa.Index("outbox_pending", "message_id", postgresql_where=sa.text("status = 'pending'")),
     sa.Index("outbox_action", "action_id", postgresql_where=sa.text("action_id is not null")),
+    # Provider events (csflow.provider_events) find their message by it.
+    sa.Index("outbox_provider_message_id", "provider_message_id", postgresql_where=sa.text("provider_message_id is not null")),
     schema="ops",
 )
 
@@ -184,6 +233,23 @@ delivery_attempts = sa.Table(
     sa.Column("outcome", sa.Text, nullable=False),
     sa.Column("status_code", sa.Integer),
     sa.Column("detail", sa.Text),
+    schema="ops",
+)
+
+# What the provider says happened to a message (SendGrid's Event Webhook: delivered, open, click, ...).
+message_events = sa.Table(
+    "message_events",
+    metadata,
+    sa.Column("message_id", sa.BigInteger, sa.ForeignKey("ops.outbox.message_id", ondelete="cascade")),
+    sa.Column("provider_message_id", sa.Text),
+    # SendGrid's sg_event_id: a post SendGrid retries is stored once.
+    sa.Column("provider_event_id", sa.Text, unique=True),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("message_events_message", "message_id"),
     schema="ops",
 )
 

@@ -4,10 +4,10 @@ database per test that needs one, and one Prefect test harness."""
 from __future__ import annotations
 
 import csv
-import itertools
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -22,7 +22,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from csflow.config import Settings  # noqa: E402
 from csflow.warehouse import Warehouse, open_warehouse  # noqa: E402
 
-_db_numbers = itertools.count()
 MARTS_AS_OF = date(2026, 3, 31)
 EVIL = "<script>alert(1)</script>"
 
@@ -65,7 +64,8 @@ def _migrated_template(server: Warehouse) -> None:
 @contextmanager
 def new_database(server: Warehouse, migrated: bool = True) -> Iterator[Warehouse]:
     """A new database on the session's server (with csflow's tables, unless asked for an empty one), dropped afterwards."""
-    name = f"t{os.getpid()}_{next(_db_numbers)}"
+    # Unique whatever copy of this module runs it (pytest's conftest and a test's `from tests.conftest import`).
+    name = f"t{os.getpid()}_{uuid.uuid4().hex[:12]}"
     if migrated:
         _migrated_template(server)
     admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
@@ -198,9 +198,27 @@ def marts_engine(built_marts) -> Iterator[sa.Engine]:
     db, _ = built_marts
     eng = db.engine()
     with eng.begin() as conn:
-        conn.execute(sa.text("truncate ops.outbox, ops.tasks, ops.playbook_actions, ops.suppressions cascade"))
+        conn.execute(
+            sa.text(
+                "truncate ops.outbox, ops.tasks, ops.playbook_actions, ops.suppressions, ops.audit_log, "
+                "ops.signin_links, ops.signin_attempts, ops.message_events cascade"
+            )
+        )
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def fired(built_marts, marts_engine) -> list[dict]:
+    """The session's marts with the plays of MARTS_AS_OF fired; returns the firings."""
+    from csflow.playbooks import run_playbooks
+
+    _, settings = built_marts
+    run_playbooks(marts_engine, settings, MARTS_AS_OF, gate_open=True)
+    with marts_engine.connect() as conn:
+        return [
+            dict(r) for r in conn.execute(sa.text("select * from ops.playbook_actions order by action_id")).mappings()
+        ]
 
 
 def write_csv(folder: Path, name: str, text: str) -> Path:

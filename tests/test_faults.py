@@ -449,9 +449,9 @@ def test_a_second_contact_record_with_an_unsubscribed_address_gets_nothing(built
 
 
 def test_unsubscribe_tokens_are_signed_per_address_and_purpose_and_url_encoded() -> None:
-    from csflow.playbooks import unsubscribe_url
+    from csflow.links import unsubscribe_url
 
-    settings = Settings(unsubscribe_secret="a-long-random-secret", unsubscribe_base_url="https://cs.example.org/unsubscribe")
+    settings = Settings(unsubscribe_secret="a-long-random-secret", base_url="https://cs.example.org")
     url = unsubscribe_url(settings, "Mika+news@Example.com")
     token = url.removeprefix("https://cs.example.org/unsubscribe/")
     assert "/" not in token and "+" not in token and "@" not in token
@@ -616,16 +616,6 @@ def test_hostile_outcome_rows_are_rejected_and_the_good_ones_kept(fired, marts_e
     with marts_engine.connect() as conn:
         got = conn.execute(sa.text("select outcome, outcome_note from ops.playbook_actions where action_id = :a"), {"a": a}).one()
     assert tuple(got) == ("won", "good")
-
-
-@pytest.fixture
-def fired(built_marts, marts_engine) -> list[dict]:
-    from csflow.playbooks import run_playbooks
-
-    _, settings = built_marts
-    run_playbooks(marts_engine, settings, date(2026, 3, 31), gate_open=True)
-    with marts_engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.text("select action_id, playbook from ops.playbook_actions order by 1")).mappings()]
 
 
 # --------------------------------------------------------------------------

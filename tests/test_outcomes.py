@@ -14,28 +14,19 @@ from typer.testing import CliRunner
 from csflow.casting import EXPECTED
 from csflow.cli import app
 from csflow.dbt import dbt_var, run_dbt
-from csflow.outcomes import import_outcomes, record_outcome
-from csflow.playbooks import run_playbooks
+from csflow.outcomes import import_outcomes, set_outcome
 from tests.conftest import write_csv
 
 AS_OF = date(2026, 3, 31)
 runner = CliRunner()
 
 
-@pytest.fixture
-def fired(built_marts, marts_engine) -> list[dict]:
-    """The session's marts with today's plays fired; returns the firings."""
-    _, settings = built_marts
-    run_playbooks(marts_engine, settings, AS_OF, gate_open=True)
-    with marts_engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.text("select * from ops.playbook_actions order by action_id")).mappings()]
-
-
 def outcome_of(engine: sa.Engine, action_id: int) -> tuple[str | None, str | None]:
     with engine.connect() as conn:
         return tuple(
             conn.execute(
-                sa.text("select outcome, outcome_note from ops.playbook_actions where action_id = :id"), {"id": action_id}
+                sa.text("select outcome, outcome_note from ops.playbook_actions where action_id = :id"),
+                {"id": action_id},
             ).one()
         )
 
@@ -105,7 +96,9 @@ def test_effectiveness_counts_outcomes_and_attributes_the_orders_that_follow(bui
     with marts_engine.begin() as conn:
         # Move two firings back to February so that orders can follow them before as_of.
         conn.execute(
-            sa.text("update ops.playbook_actions set as_of_date = '2026-02-10', status = 'sent' where action_id = any(:ids)"),
+            sa.text(
+                "update ops.playbook_actions set as_of_date = '2026-02-10', status = 'sent' where action_id = any(:ids)"
+            ),
             {"ids": [alert["action_id"], other["action_id"]]},
         )
         load_id = conn.execute(sa.text("select max(load_id) from raw.loads")).scalar_one()
@@ -121,7 +114,8 @@ def test_effectiveness_counts_outcomes_and_attributes_the_orders_that_follow(bui
                 ),
                 {"o": order_id, "a": account, "d": day, "load": load_id},
             )
-    record_outcome(marts_engine, alert["action_id"], "won")
+    with marts_engine.begin() as conn:
+        set_outcome(conn, alert["action_id"], "won", "test")
     try:
         run_dbt(db, settings, ["build", "--select", "+playbook_effectiveness"], use_prefect=False)
         with marts_engine.connect() as conn:
@@ -147,9 +141,15 @@ def test_effectiveness_counts_outcomes_and_attributes_the_orders_that_follow(bui
                 ),
                 {"a": accounts, "w": window, "rates": json.dumps(dbt_var("fx_to_base"))},
             ).all()
-            february = conn.execute(
-                sa.text("select * from marts.playbook_effectiveness where playbook = 'usage_decline' and month = '2026-02-01'")
-            ).mappings().one()
+            february = (
+                conn.execute(
+                    sa.text(
+                        "select * from marts.playbook_effectiveness where playbook = 'usage_decline' and month = '2026-02-01'"
+                    )
+                )
+                .mappings()
+                .one()
+            )
     finally:
         with marts_engine.begin() as conn:
             conn.execute(sa.text("delete from raw.orders where order_id like 'ATTR-%'"))
