@@ -19,7 +19,6 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 EMAIL_BACKENDS = ("file", "smtp", "sendgrid")
-DEFAULT_UNSUBSCRIBE_BASE_URL = "https://example.com/unsubscribe"
 
 
 class ConfigError(ValueError):
@@ -68,11 +67,27 @@ class Settings:
     # How long a pipeline run or ingest waits for another one on the same warehouse.
     run_lock_wait_seconds: int = 600
     playbooks_file: Path = Path("playbooks.yml")
-    # Customer email carries <unsubscribe_base_url>/<token>, the token signed with
+    # Where the CSM workspace (`csflow serve`) is reached from a mail client:
+    # links in email (tasks, accounts, outcome buttons, unsubscribe) start here.
+    base_url: str = "http://127.0.0.1:8080"
+    # Customer email carries <base_url>/unsubscribe/<token>, the token signed with
     # unsubscribe_secret (HMAC-SHA256 over the address). Outside the file backend
-    # customer email is held while either is left at its example value.
-    unsubscribe_base_url: str = DEFAULT_UNSUBSCRIBE_BASE_URL
+    # customer email is held while the secret is the example value or base_url
+    # is not a real host.
     unsubscribe_secret: str = field(default="change-me", repr=False)
+    # Signs sign-in sessions, CSRF tokens and outcome links of the workspace;
+    # refused at its example value unless the workspace listens on loopback only.
+    workspace_secret: str = field(default="change-me", repr=False)
+    # Who sees and reassigns every task and account (team leads), and who reads
+    # the KPIs and account pages (leadership); CSMs are the accounts' owner_email.
+    team_leads: tuple[str, ...] = ()
+    leadership: tuple[str, ...] = ()
+    # Behind a single sign-on proxy: the request header that carries the user's
+    # address (e.g. X-Forwarded-Email). Empty: sign in by emailed link.
+    workspace_trusted_header: str = ""
+    # SendGrid's Event Webhook signing key (base64, from SendGrid's settings):
+    # posts to /webhooks/sendgrid are verified with it; without it they are refused.
+    sendgrid_webhook_public_key: str = ""
     # The file the settings came from, for messages and `csflow doctor`.
     source: str = field(default="defaults", compare=False)
 
@@ -100,12 +115,36 @@ class Settings:
                 f"setting unsubscribe_secret ({env_name('unsubscribe_secret')}) is the example value: "
                 "anyone could forge unsubscribe links; set a long random secret"
             )
-        if _is_example_url(self.unsubscribe_base_url):
+        if _is_example_url(self.base_url) or is_loopback_url(self.base_url):
             return (
-                f"setting unsubscribe_base_url ({env_name('unsubscribe_base_url')}) is "
-                f"{self.unsubscribe_base_url!r}: point it at your csflow workspace's /unsubscribe"
+                f"setting base_url ({env_name('base_url')}) is {self.base_url!r}: customers could not reach "
+                "its unsubscribe links; point it at your csflow workspace"
             )
         return None
+
+    def link(self, path: str) -> str:
+        """An absolute workspace URL for email."""
+        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """This machine only: credentials or links there never cross a network."""
+    import ipaddress
+
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return is_loopback_host(urlsplit(url).hostname)
 
 
 def _is_example_url(url: str) -> bool:
@@ -140,6 +179,9 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
     if isinstance(default, Path):
         return Path(str(value)).expanduser()
+    if isinstance(default, tuple):
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        return tuple(str(item).strip() for item in items if str(item).strip())
     return str(value)
 
 

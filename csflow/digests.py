@@ -2,8 +2,8 @@
 
 A CSM digest (daily, one per owner_email) gathers what that CSM should act
 on: renewals coming up, today's alerts, red or declining accounts, open and
-overdue tasks, and recent survey comments. A CSM with nothing to act on gets
-no email. The KPI report (weekly) charts the last 12 months of kpi_monthly
+overdue tasks, and recent survey comments, each linked to its page in the
+workspace. A CSM with nothing to act on gets no email. The KPI report (weekly) charts the last 12 months of kpi_monthly
 as inline PNG images and is also written as a standalone HTML file.
 Both are queued once per period (dedupe keys carry the date or ISO week).
 """
@@ -11,6 +11,7 @@ Both are queued once per period (dedupe keys carry the date or ISO week).
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,34 +22,35 @@ import sqlalchemy as sa
 
 from csflow.config import Settings
 from csflow.dbt import dbt_var
+from csflow.links import account_url, task_url
 from csflow.outbox import InlineImage, Message, queue_messages
 from csflow.render import Renderer
 
 # One query per digest section, each returning owner_email first.
 SECTIONS: dict[str, str] = {
     "renewals": """
-        select a.owner_email, a.account_name, r.end_date, r.days_to_renewal, r.renewal_window
+        select a.owner_email, a.account_id, a.account_name, r.end_date, r.days_to_renewal, r.renewal_window
         from marts.renewal_windows r join marts.account_directory a using (account_id)
         where r.renewal_window in ('overdue', '0-2m', '2-4m')
         order by r.end_date""",
     "alerts": """
-        select a.owner_email, a.account_name, p.playbook, p.status
+        select a.owner_email, a.account_id, a.account_name, p.playbook, p.status
         from ops.playbook_actions p join marts.account_directory a using (account_id)
         where p.as_of_date = :as_of and p.channel = 'csm_alert'
         order by p.playbook, a.account_name""",
     "at_risk": """
-        select a.owner_email, a.account_name, round(h.health_score, 1) as health_score, h.health_band,
+        select a.owner_email, a.account_id, a.account_name, round(h.health_score, 1) as health_score, h.health_band,
                round(h.score_change_30d, 1) as score_change_30d, h.is_declining
         from marts.account_health h join marts.account_directory a using (account_id)
         where h.as_of_date = :as_of and (h.health_band = 'red' or h.is_declining)
         order by h.health_score""",
     "tasks": """
-        select t.owner_email, a.account_name, t.title, t.due_date, t.due_date < :as_of as is_overdue
+        select lower(t.owner_email) as owner_email, t.task_id, a.account_id, a.account_name, t.title, t.due_date, t.due_date < :as_of as is_overdue
         from ops.tasks t join marts.account_directory a using (account_id)
-        where t.status = 'open'
+        where t.status = 'open' and (t.snoozed_until is null or t.snoozed_until <= :as_of)
         order by t.due_date""",
     "comments": """
-        select a.owner_email, a.account_name, s.survey_type, s.score, s.comment
+        select a.owner_email, a.account_id, a.account_name, s.survey_type, s.score, s.comment
         from marts.survey_comments s join marts.account_directory a using (account_id)
         where s.responded_date between :since and :as_of
         order by s.responded_date desc, s.response_id""",
@@ -79,6 +81,8 @@ def csm_digests(conn: sa.Connection, settings: Settings, as_of: date, renderer: 
     """One digest per CSM with something to act on; also returns how many had nothing."""
     owners = conn.execute(sa.text("select distinct owner_email from marts.account_directory")).scalars().all()
     sections = _csm_sections(conn, as_of, settings)
+    # Each item links to its page in the workspace.
+    page_links = {"account_url": functools.partial(account_url, settings), "task_url": functools.partial(task_url, settings)}
     messages = []
     for owner in sorted(owners):
         found = sections.get(owner)
@@ -87,7 +91,7 @@ def csm_digests(conn: sa.Connection, settings: Settings, as_of: date, renderer: 
         rendered = renderer.render(
             "csm_digest",
             settings.internal_locale,
-            {"owner_email": owner, "as_of_date": as_of, "comment_days": COMMENT_DAYS, **found},
+            {"owner_email": owner, "as_of_date": as_of, "comment_days": COMMENT_DAYS, **found, **page_links},
         )
         messages.append(
             Message(

@@ -24,8 +24,8 @@ import base64
 import contextlib
 import html
 import http.client
-import ipaddress
 import json
+import logging
 import os
 import re
 import smtplib
@@ -44,9 +44,13 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from csflow.addresses import is_address
-from csflow.config import ConfigError, Settings, env_name
+from csflow.config import ConfigError, Settings, env_name, is_loopback_host
 from csflow.outbox import DeliveryReport, Mailer, Message, SendResult, deliver
 
+log = logging.getLogger(__name__)
+
+# RFC 8058: a mail client may unsubscribe with one POST of this body to the List-Unsubscribe URL.
+ONE_CLICK = "List-Unsubscribe=One-Click"
 _CONTROL = re.compile(r"[\s\x00-\x1f\x7f]+")
 
 
@@ -123,6 +127,7 @@ def build_mime(message: Message, from_email: str, from_name: str) -> Mime:
     ]
     if message.unsubscribe_url:
         headers.append(("List-Unsubscribe", f"<{_one_line(message.unsubscribe_url)}>"))
+        headers.append(("List-Unsubscribe-Post", ONE_CLICK))
     if message.action_id is not None:
         headers.append(("X-Csflow-Action-Id", str(int(message.action_id))))
 
@@ -255,19 +260,8 @@ def standalone_html(message: Message) -> str:
     return body
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _smtp_login_in_clear(s: Settings) -> None:
-    if s.smtp_username and not s.smtp_starttls and not s.allow_insecure_transport and not _is_loopback(s.smtp_host):
+    if s.smtp_username and not s.smtp_starttls and not s.allow_insecure_transport and not is_loopback_host(s.smtp_host):
         raise ConfigError(
             f"setting smtp_starttls ({env_name('smtp_starttls')}): logging in to {s.smtp_host} without STARTTLS "
             "would send the password in clear text; turn STARTTLS on, or set allow_insecure_transport "
@@ -277,7 +271,7 @@ def _smtp_login_in_clear(s: Settings) -> None:
 
 def _sendgrid_key_in_clear(s: Settings) -> None:
     url = urlsplit(s.sendgrid_host)
-    if url.scheme != "https" and not s.allow_insecure_transport and not _is_loopback(url.hostname):
+    if url.scheme != "https" and not s.allow_insecure_transport and not is_loopback_host(url.hostname):
         raise ConfigError(
             f"setting sendgrid_host ({env_name('sendgrid_host')}): {s.sendgrid_host!r} is not https; the API key "
             "would travel in clear text (allow_insecure_transport overrides this for a trusted network)"
@@ -334,19 +328,26 @@ class SmtpMailer(Mailer):
                 smtp.login(s.smtp_username, s.smtp_password)
         except smtplib.SMTPNotSupportedError as exc:
             smtp.close()
-            return SendResult("failed", detail=f"{where}: {exc} (settings smtp_starttls, smtp_username)", kind="not supported")
+            return SendResult(
+                "failed", detail=f"{where}: {exc} (settings smtp_starttls, smtp_username)", kind="not supported"
+            )
         except smtplib.SMTPAuthenticationError as exc:
             smtp.close()
             return SendResult(
-                "failed", status_code=exc.smtp_code, detail=f"{where} refused the login: {exc.smtp_code} "
-                f"{_reply_text(exc.smtp_error)} (settings smtp_username, smtp_password)", kind="login refused",
+                "failed",
+                status_code=exc.smtp_code,
+                detail=f"{where} refused the login: {exc.smtp_code} "
+                f"{_reply_text(exc.smtp_error)} (settings smtp_username, smtp_password)",
+                kind="login refused",
             )
         except (ssl.SSLError, smtplib.SMTPResponseException) as exc:
             smtp.close()
             return SendResult("failed", detail=f"{where}: TLS or login failed: {exc}", kind="TLS")
         except (OSError, smtplib.SMTPException) as exc:  # disconnected or timed out while setting up
             smtp.close()
-            return SendResult("retry", detail=f"{where}: connection lost while setting up: {exc}", kind="cannot connect")
+            return SendResult(
+                "retry", detail=f"{where}: connection lost while setting up: {exc}", kind="cannot connect"
+            )
         self._smtp = smtp
         return None
 
@@ -382,19 +383,25 @@ class SmtpMailer(Mailer):
             smtp.send(payload)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            return SendResult("retry", detail=f"connection lost before the message was complete: {exc}", kind="connection lost")
+            return SendResult(
+                "retry", detail=f"connection lost before the message was complete: {exc}", kind="connection lost"
+            )
         # The whole message is with the server: only its reply says whether it took it.
         try:
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             return SendResult(
-                "unknown", detail=f"no reply after the message was sent: {exc}; check the server's log", kind="no answer"
+                "unknown",
+                detail=f"no reply after the message was sent: {exc}; check the server's log",
+                kind="no answer",
             )
         if code != 250:
             return SendResult(
-                "retry" if 400 <= code < 500 else "failed", status_code=code,
-                detail=f"message refused: {code} {_reply_text(reply)}", kind=f"SMTP {code}",
+                "retry" if 400 <= code < 500 else "failed",
+                status_code=code,
+                detail=f"message refused: {code} {_reply_text(reply)}",
+                kind=f"SMTP {code}",
             )
         return SendResult("sent", provider_message_id=mime.message_id, status_code=code)
 
@@ -441,6 +448,25 @@ class SendGridMailer(Mailer):
     def slot(self) -> SendGridMailer:
         return SendGridMailer(self.settings, self.api_key)
 
+    def pull_suppressions(self, engine: sa.Engine) -> int | None:
+        """Suppress the addresses SendGrid lists (for installations its webhook cannot reach).
+
+        A failed pull is logged and the send goes on: SendGrid itself still
+        drops mail to its group's suppressed addresses.
+        """
+        from python_http_client.exceptions import HTTPError
+
+        from csflow.provider_events import pull_sendgrid_suppressions
+
+        try:
+            with engine.begin() as conn:
+                return pull_sendgrid_suppressions(
+                    conn, self.client, self.settings.sendgrid_asm_group_id, self.settings.email_timeout_seconds
+                )
+        except (HTTPError, OSError, ValueError) as exc:
+            log.warning("could not pull SendGrid's suppressions (%s: %s); sending on", exc.__class__.__name__, exc)
+            return None
+
     def payload(self, message: Message) -> dict:
         from sendgrid.helpers.mail import (
             Asm,
@@ -476,6 +502,7 @@ class SendGridMailer(Mailer):
             mail.asm = Asm(GroupId(s.sendgrid_asm_group_id))
         if message.unsubscribe_url:
             mail.header = Header("List-Unsubscribe", f"<{message.unsubscribe_url}>")
+            mail.header = Header("List-Unsubscribe-Post", ONE_CLICK)
         for image in message.inline_images:
             mail.attachment = Attachment(
                 FileContent(image.content_b64),
@@ -505,12 +532,16 @@ class SendGridMailer(Mailer):
                     "retry", status_code=code, detail=text, retry_after=_retry_after(exc.headers), kind=f"HTTP {code}"
                 )
             # 401/403 say the key is wrong for every message; other 4xx are this message's own.
-            return SendResult("failed", status_code=code, detail=_error_text(text), kind=f"HTTP {code}" if code in (401, 403) else "")
+            return SendResult(
+                "failed", status_code=code, detail=_error_text(text), kind=f"HTTP {code}" if code in (401, 403) else ""
+            )
         except urllib.error.URLError as exc:
             # urllib raises URLError while connecting or writing the request: it never arrived whole.
             if isinstance(exc.reason, ssl.SSLCertVerificationError):
                 return SendResult("failed", detail=f"SendGrid's certificate was refused: {exc.reason}", kind="TLS")
-            return SendResult("retry", detail=f"could not send the request to SendGrid: {exc.reason}", kind="cannot connect")
+            return SendResult(
+                "retry", detail=f"could not send the request to SendGrid: {exc.reason}", kind="cannot connect"
+            )
         except (OSError, http.client.HTTPException) as exc:
             # Raised while waiting for the answer: the request went out whole.
             return SendResult(
@@ -558,11 +589,15 @@ def deliver_outbox(
     """The outbox through the configured backend, concurrency and stop rule.
 
     Customer email stays pending (held) while the settings would let anyone
-    forge its unsubscribe links (Settings.customer_email_refusal).
+    forge its unsubscribe links (Settings.customer_email_refusal). With
+    SendGrid, its suppression lists are pulled first.
     """
+    mailer = make_mailer(settings)
+    if isinstance(mailer, SendGridMailer) and (kinds is None or "playbook" in kinds):
+        mailer.pull_suppressions(engine)
     return deliver(
         engine,
-        make_mailer(settings),
+        mailer,
         concurrency=settings.delivery_concurrency,
         limit=limit,
         progress=progress,

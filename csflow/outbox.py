@@ -41,7 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from csflow.schema import MESSAGE_STATUSES
+from csflow.schema import MESSAGE_KINDS, MESSAGE_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Message:
     """A rendered email, ready for any mailer."""
 
     dedupe_key: str
-    kind: str  # playbook | digest | report | alert
+    kind: str  # one of KINDS: playbook | digest | report | alert | signin
     to_email: str
     subject: str
     html_body: str
@@ -171,18 +171,29 @@ def queue_messages(conn: sa.Connection, messages: list[Message]) -> list[int]:
 
 # The columns a Message is made of.
 MESSAGE_COLUMNS = (
-    "message_id", "dedupe_key", "action_id", "kind", "playbook", "to_email", "to_name", "subject",
-    "html_body", "text_body", "is_customer_facing", "unsubscribe_url", "inline_images",
+    "message_id",
+    "dedupe_key",
+    "action_id",
+    "kind",
+    "playbook",
+    "to_email",
+    "to_name",
+    "subject",
+    "html_body",
+    "text_body",
+    "is_customer_facing",
+    "unsubscribe_url",
+    "inline_images",
 )
 
 
 def _row_to_message(row: Mapping[str, Any]) -> Message:
     images = row["inline_images"]
     images = images if isinstance(images, list) else json.loads(images or "[]")
-    return Message(**{c: row[c] for c in MESSAGE_COLUMNS if c != "inline_images"},
-                   inline_images=[InlineImage(**img) for img in images])
-
-
+    return Message(
+        **{c: row[c] for c in MESSAGE_COLUMNS if c != "inline_images"},
+        inline_images=[InlineImage(**img) for img in images],
+    )
 
 
 # --------------------------------------------------------------------------
@@ -228,7 +239,7 @@ _PREPARE = (
     # One message again, after a backoff (due or not).
     f"prepare csflow_claim_one {_CLAIM_TYPES} as " + _CLAIM.format(which="o.message_id = $4"),
 )
-KINDS = ("playbook", "digest", "report", "alert")
+KINDS = MESSAGE_KINDS
 
 # Attempts' outcomes, one row each: the messages' new status and an ops.delivery_attempts row.
 _FINISH_SQL = """
@@ -579,8 +590,16 @@ def deliver(
     if report.unknown:
         log.warning("%d message(s) were left in 'sending' by a stopped sender; marked unknown", len(report.unknown))
     run = _Run(
-        engine, mailer, report, policy or RetryPolicy(), sleep, kinds, bool(hold_customer),
-        stop_after_failures, limit, progress,
+        engine,
+        mailer,
+        report,
+        policy or RetryPolicy(),
+        sleep,
+        kinds,
+        bool(hold_customer),
+        stop_after_failures,
+        limit,
+        progress,
     )
     concurrency = min(concurrency, mailer.max_concurrency)
     try:
@@ -771,16 +790,22 @@ def requeue_failed(engine: sa.Engine) -> int:
     Their firings go back to pending too, to take the status of the new attempt.
     """
     with engine.begin() as conn:
-        actions = conn.execute(
-            sa.text(
-                """update ops.outbox set status = 'pending', next_attempt_at = null,
+        actions = (
+            conn.execute(
+                sa.text(
+                    """update ops.outbox set status = 'pending', next_attempt_at = null,
                      last_error = last_error || ' (requeued by hand)'
                    where status = 'failed'
                    returning action_id"""
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         conn.execute(
-            sa.text("update ops.playbook_actions set status = 'pending' where status = 'failed' and action_id = any(:ids)"),
+            sa.text(
+                "update ops.playbook_actions set status = 'pending' where status = 'failed' and action_id = any(:ids)"
+            ),
             {"ids": [a for a in actions if a is not None]},
         )
     return len(actions)

@@ -30,9 +30,9 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
-from csflow import tokens
 from csflow.addresses import normalized
 from csflow.config import ConfigError, Settings
+from csflow.links import account_url, outcome_links, unsubscribe_url
 from csflow.outbox import Message, queue_messages
 from csflow.render import Renderer
 from csflow.suppressions import suppressed, sync_from_contacts
@@ -117,7 +117,10 @@ def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConf
                     channel=channel,
                     recipients=recipients,
                     template=r.get("template"),
-                    when={k: tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in (r.get("when") or {}).items()},
+                    when={
+                        k: tuple(str(x) for x in (v if isinstance(v, list) else [v]))
+                        for k, v in (r.get("when") or {}).items()
+                    },
                     task_title=task.get("title"),
                     task_due_days=int(task.get("due_in_days", 7)),
                 )
@@ -179,13 +182,9 @@ class _Directory:
         return cls(by_account, by_id, region, suppressed(conn))
 
 
-def unsubscribe_url(settings: Settings, address: str) -> str:
-    """The opt-out link for one address: signed, so nobody can unsubscribe someone else."""
-    token = tokens.sign(settings.unsubscribe_secret, "unsubscribe", normalized(address))
-    return tokens.link(settings.unsubscribe_base_url, token)
-
-
-def _recipients(rule: Rule, row: dict[str, Any], directory: _Directory, settings: Settings) -> tuple[list[_Contact], str]:
+def _recipients(
+    rule: Rule, row: dict[str, Any], directory: _Directory, settings: Settings
+) -> tuple[list[_Contact], str]:
     """Who gets the message, after dropping suppressed customer addresses; and why nobody, if nobody."""
     people: list[_Contact] = []
     for kind in rule.recipients:
@@ -200,7 +199,9 @@ def _recipients(rule: Rule, row: dict[str, Any], directory: _Directory, settings
     if not people:
         return [], f"no {' or '.join(rule.recipients)} on record"
     if rule.customer_facing:
-        reasons = sorted({directory.suppressed[a] for p in people if (a := normalized(p.email)) in directory.suppressed})
+        reasons = sorted(
+            {directory.suppressed[a] for p in people if (a := normalized(p.email)) in directory.suppressed}
+        )
         people = [p for p in people if normalized(p.email) not in directory.suppressed]
         if not people:
             return [], f"every recipient is suppressed ({', '.join(reasons)})"
@@ -309,15 +310,31 @@ def record_firings(conn: sa.Connection, play: Playbook, as_of: date, planned: li
 
 
 def _messages_and_task(
-    p: _Planned, action_id: int, play: Playbook, config: PlaybookConfig, settings: Settings, renderer: Renderer,
-    as_of: date, directory: _Directory,
+    p: _Planned,
+    action_id: int,
+    play: Playbook,
+    config: PlaybookConfig,
+    settings: Settings,
+    renderer: Renderer,
+    as_of: date,
+    directory: _Directory,
 ) -> tuple[list[Message], dict[str, Any] | None]:
     """What one new firing sends (rendered per recipient) and the task it opens, if any."""
     locale = config.locale_by_region.get(str(directory.region.get(p.row["account_id"])), config.default_locale)
     messages = []
+    workspace_links = (
+        {
+            "outcome_links": outcome_links(settings, action_id),
+            "account_url": account_url(settings, p.row["account_id"]),
+        }
+        if p.people and not p.rule.customer_facing
+        else {}
+    )
     for person in p.people:
         unsubscribe = unsubscribe_url(settings, person.email) if p.rule.customer_facing else None
         context = {**p.row, "recipient_name": person.name, "unsubscribe_url": unsubscribe, "action_id": action_id}
+        if not p.rule.customer_facing:  # a CSM alert: one-click outcomes and the account's page
+            context.update(workspace_links)
         rendered = renderer.render(p.rule.template or "", locale, context)
         messages.append(
             Message(
@@ -425,8 +442,7 @@ def run_playbooks(
         sync_from_contacts(conn)
         directory = _Directory.load(conn)
     return [
-        run_play(engine, play, config, settings, renderer, as_of, customer_hold, directory)
-        for play in config.playbooks
+        run_play(engine, play, config, settings, renderer, as_of, customer_hold, directory) for play in config.playbooks
     ]
 
 

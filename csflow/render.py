@@ -36,7 +36,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters["money"] = _money
+        self.env.filters["money"] = money
 
     def has(self, name: str, locale: str) -> bool:
         return (self.dir / f"{name}.{locale}.html").exists() and (self.dir / f"{name}.{locale}.txt").exists()
@@ -50,7 +50,7 @@ class Renderer:
         return Rendered(subject=first.removeprefix("Subject:").strip(), html=html, text=body.lstrip("\n"))
 
 
-def _money(value: Any, currency: str | None = None) -> str:
+def money(value: Any, currency: str | None = None) -> str:
     if value is None:
         return "-"
     amount = float(value)

@@ -1,4 +1,4 @@
-"""A local HTTP server that speaks SendGrid's v3 /v3/mail/send contract.
+"""A local HTTP server that speaks SendGrid's v3 API: mail send and suppressions.
 
 Every request body is validated against the published OpenAPI schema in
 ../shared/specs/sendgrid-mail-v3.json, so a payload SendGrid would refuse
@@ -13,11 +13,18 @@ share the sender's interpreter):
 
 It prints `listening on http://127.0.0.1:PORT` and, when stopped with
 SIGTERM or SIGINT, the number of messages it accepted.
+
+It also plays SendGrid's other side: the unsubscribe group's and the global
+suppression lists (GET /v3/asm/groups/{id}/suppressions, GET
+/v3/suppression/unsubscribes with limit and offset), and the Event Webhook's
+signing key, so tests post events signed the way SendGrid signs them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import threading
 import time
 import uuid
@@ -74,6 +81,9 @@ class SendGridStub:
         self.in_flight = 0
         self.max_in_flight = 0  # the most mail send requests being answered at once
         self.invalid: list[str] = []  # schema errors seen
+        self.group_suppressions: dict[int, list[str]] = {}  # unsubscribe group id -> addresses
+        self.global_unsubscribes: list[str] = []
+        self._signing_key = None
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -95,6 +105,34 @@ class SendGridStub:
         self.script.extend(answers)
         return self
 
+    @property
+    def webhook_public_key(self) -> str:
+        """The Event Webhook's verification key as SendGrid's settings page shows it (base64 DER)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        if self._signing_key is None:
+            self._signing_key = ec.generate_private_key(ec.SECP256R1())
+        der = self._signing_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode()
+
+    def signed_event_post(self, events: list[dict[str, Any]], timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        """A webhook post's body and headers, signed as SendGrid signs them (ECDSA P-256 over timestamp + body)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.webhook_public_key  # noqa: B018 - makes the key on first use
+        body = json.dumps(events).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self._signing_key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return body, {
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        }
+
     def accepted_action_ids(self) -> list[str]:
         return [(body.get("custom_args") or {}).get("action_id") for body in self.accepted]
 
@@ -115,6 +153,20 @@ class SendGridStub:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.headers.get("Authorization") != f"Bearer {stub.api_key}":
+                    return self._answer(401, {"errors": [{"message": "authorization required", "field": None}]})
+                path, _, query = self.path.partition("?")
+                group = re.fullmatch(r"/v3/asm/groups/(\d+)/suppressions", path)
+                if group:
+                    return self._answer(200, stub.group_suppressions.get(int(group.group(1)), []))
+                if path == "/v3/suppression/unsubscribes":
+                    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+                    offset, limit = int(params.get("offset", 0)), int(params.get("limit", 500))
+                    page = stub.global_unsubscribes[offset : offset + limit]
+                    return self._answer(200, [{"created": 1764547200, "email": a} for a in page])
+                return self._answer(404, {"errors": [{"message": "not found", "field": None}]})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 arrived = time.monotonic()
