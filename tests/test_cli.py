@@ -61,6 +61,11 @@ def test_generate_writes_the_landing_files(tmp_path: Path) -> None:
             "setting database_url (CSFLOW_DATABASE_URL): cannot connect",
         ),
         (["generate", "--as-of", "31/03/2026", "--out", "x"], {}, "as_of: '31/03/2026' is not a date"),
+        (
+            ["serve", "--host", "0.0.0.0"],
+            {},
+            "setting workspace_secret (CSFLOW_WORKSPACE_SECRET) is the example value: anyone could forge",
+        ),
     ],
 )
 def test_user_errors_are_one_line(
@@ -98,6 +103,8 @@ def test_doctor_catches_common_set_up_mistakes(cli_env, monkeypatch: pytest.Monk
     monkeypatch.setenv("CSFLOW_DATA_TEAM_EMAIL", "data-team")
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("CSFLOW_BASE_URL", "https://cs.acme-saas.co.jp")
+    monkeypatch.setenv("CSFLOW_TEAM_LEADS", "lead@acme-saas.co.jp, team-lead")
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == 1
     errors = [" ".join(line.split()) for line in result.stderr.splitlines() if line.startswith("csflow:")]
@@ -107,11 +114,22 @@ def test_doctor_catches_common_set_up_mistakes(cli_env, monkeypatch: pytest.Monk
     assert any("customer email is held: setting unsubscribe_secret (CSFLOW_UNSUBSCRIBE_SECRET) is the example value" in e for e in errors)
     assert any("set SENDGRID_API_KEY or create a Prefect Secret block" in e for e in errors)
     assert any("PREFECT_API_URL http://127.0.0.1:9/api does not answer" in e for e in errors)
+    # The workspace: links leave this machine, so its secret must be real; leads must be addresses.
+    assert any("setting workspace_secret (CSFLOW_WORKSPACE_SECRET) is the example value" in e for e in errors), errors
+    assert any("setting team_leads (CSFLOW_TEAM_LEADS): 'team-lead' is not" in e for e in errors), errors
     # Warnings do not fail the command; the table shows them (checked here without its wrapping).
     from csflow.config import load_settings
-    from csflow.doctor import check_email, check_landing
+    from csflow.doctor import check_email, check_landing, check_workspace
 
     settings = load_settings()
     landing = check_landing(settings)
     assert landing.status == "warn" and "not part of the contract (check the names): acounts.csv" in landing.detail
     assert not any(c.name == "unsubscribe" and c.status == "ok" for c in check_email(settings))
+    webhook = next(c for c in check_workspace(settings) if c.name == "SendGrid events")
+    assert webhook.status == "warn" and "refuses every post" in webhook.detail
+
+
+def test_serve_needs_marts_first(cli_env) -> None:
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert "has no marts yet: run `csflow run` (or `csflow demo`) first" in " ".join(result.output.split())

@@ -12,6 +12,9 @@
       segments_high_touch_share high_touch, then up to
       segments_low_touch_share low_touch, the rest (and unknown ltv) tech_touch.
 -#}
+
+{{ config(indexes=[{'columns': ['account_id'], 'unique': true}]) }}
+
 with
 
 accounts as (

@@ -8,6 +8,9 @@
     as_of); is_in_upsell_window and is_in_target_window use the vars
     renewal_upsell_window_* and renewal_target_window_* (inclusive bounds).
 -#}
+
+{{ config(indexes=[{'columns': ['contract_id'], 'unique': true}, {'columns': ['account_id']}]) }}
+
 with
 
 contracts as (
@@ -62,7 +65,11 @@ contracts_filtered as (
     select
         contracts.contract_id,
         contracts.account_id,
-        contracts.end_date
+        contracts.end_date,
+        contracts.plan,
+        contracts.arr,
+        contracts.currency,
+        contracts.is_auto_renew
 
     from contracts
     inner join accounts
@@ -91,7 +98,11 @@ contracts_classified as (
         contracts_filtered.end_date between windows_bounded.upsell_start_date
             and windows_bounded.upsell_end_date as is_in_upsell_window,
         contracts_filtered.end_date between windows_bounded.target_start_date
-            and windows_bounded.target_end_date as is_in_target_window
+            and windows_bounded.target_end_date as is_in_target_window,
+        contracts_filtered.plan,
+        contracts_filtered.arr,
+        contracts_filtered.currency,
+        contracts_filtered.is_auto_renew
 
     from contracts_filtered
     cross join windows_bounded

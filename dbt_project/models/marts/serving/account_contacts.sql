@@ -3,6 +3,9 @@
     and whether the CRM marks them unsubscribed (csflow keeps opt-outs per
     address in ops.suppressions; this flag is one of their sources).
 -#}
+
+{{ config(indexes=[{'columns': ['account_id']}]) }}
+
 with
 
 contacts as (

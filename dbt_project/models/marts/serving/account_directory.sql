@@ -1,8 +1,13 @@
 {#-
     One row per account: who it is, who owns it, where it is. What csflow's
     Python reads about accounts (the playbook engine's locales, the digests'
-    names and owners, the demo's tour), so it reads no staging model.
+    names and owners, the demo's tour, the workspace's sign-in), so it reads no
+    staging model. owner_email is lower case: the workspace finds a CSM's
+    accounts by it.
 -#}
+
+{{ config(indexes=[{'columns': ['account_id'], 'unique': true}, {'columns': ['owner_email']}]) }}
+
 with
 
 accounts as (
@@ -16,7 +21,7 @@ directory as (
     select
         account_id,
         account_name,
-        owner_email,
+        lower(owner_email) as owner_email,
         region,
         plan,
         industry,
