@@ -582,8 +582,8 @@ def serve(
     sign-on proxy's header, setting workspace_trusted_header). Links in email
     start at setting base_url, which should be where this server is reached,
     normally an https reverse proxy in front of 127.0.0.1:8080 (see README).
-    Listening beyond this machine is refused while workspace_secret or
-    unsubscribe_secret is the example value.
+    While workspace_secret or unsubscribe_secret is the example value it
+    serves this machine only (loopback, with a loopback base_url).
     Example: `csflow serve --port 8080`
     """
     import sqlalchemy as sa

@@ -477,15 +477,17 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
 
 
 def serving_refusal(settings: Settings, host: str) -> str | None:
-    """Why the workspace may not listen on host with these settings (its secrets at their examples)."""
-    from csflow.config import env_name, is_loopback_host
+    """Why the workspace may not serve with these settings: its secrets at their examples while
+    it can be reached from elsewhere (listening beyond loopback, or behind a proxy at base_url)."""
+    from csflow.config import env_name, is_loopback_host, is_loopback_url
 
-    if is_loopback_host(host):
+    if is_loopback_host(host) and is_loopback_url(settings.base_url):
         return None
+    where = host if not is_loopback_host(host) else settings.base_url
     for name in ("workspace_secret", "unsubscribe_secret"):
         if getattr(settings, name) in tokens.DEFAULT_SECRETS:
             return (
                 f"setting {name} ({env_name(name)}) is the example value: anyone could forge this workspace's "
-                f"links; set a long random secret before serving on {host}"
+                f"links; set a long random secret before serving at {where}"
             )
     return None

@@ -66,6 +66,11 @@ def test_generate_writes_the_landing_files(tmp_path: Path) -> None:
             {},
             "setting workspace_secret (CSFLOW_WORKSPACE_SECRET) is the example value: anyone could forge",
         ),
+        (  # on loopback, but behind a proxy that the world reaches
+            ["serve"],
+            {"CSFLOW_BASE_URL": "https://cs.acme-saas.co.jp", "CSFLOW_WORKSPACE_SECRET": "a-long-random-secret-0123456789"},
+            "setting unsubscribe_secret (CSFLOW_UNSUBSCRIBE_SECRET) is the example value",
+        ),
     ],
 )
 def test_user_errors_are_one_line(
