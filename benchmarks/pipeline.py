@@ -48,7 +48,10 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from csflow.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -192,8 +195,8 @@ def write_next_day(engine: Any, as_of: date, timezone: str, folder: Path) -> dic
     return rows
 
 
-def print_run(title: str, summary: dict[str, Any], wall: float, other: OtherLoad) -> None:
-    timings = summary["timings"]
+def print_run(title: str, summary: RunSummary, wall: float, other: OtherLoad) -> None:
+    timings = summary.timings
     staged = sum(timings.get(s, 0.0) for s in STAGES)
     print()
     print(title)
@@ -202,16 +205,16 @@ def print_run(title: str, summary: dict[str, Any], wall: float, other: OtherLoad
         print(f"  {stage:<22}{timings.get(stage, float('nan')):9.1f}")
     print(f"  {'sum of stages':<22}{staged:9.1f}")
     print(f"  {'flow call (wall)':<22}{wall:9.1f}   Prefect outside the stages: {wall - staged:.1f}s")
-    print(f"  dbt: {', '.join(f'{n} {s}' for s, n in sorted(summary['dbt']['counts'].items()))}")
-    print(f"  gate {'open' if summary['gate_open'] else 'CLOSED'}; {other.line()}")
+    print(f"  dbt: {summary.dbt.summary()}")
+    print(f"  gate {'open' if summary.gate_open else 'CLOSED'}; delivery: {summary.delivery.line()}; {other.line()}")
 
 
-def stage_table(runs: list[tuple[str, dict[str, Any], float]]) -> None:
+def stage_table(runs: list[tuple[str, RunSummary, float]]) -> None:
     """Seconds per stage, one column per run."""
     print(f"  {'stage (s)':<20}" + "".join(f"{label:>10}" for label, _, _ in runs))
     for stage in STAGES:
-        print(f"  {stage:<20}" + "".join(f"{s['timings'].get(stage, float('nan')):10.1f}" for _, s, _ in runs))
-    print(f"  {'sum of stages':<20}" + "".join(f"{sum(s['timings'].values()):10.1f}" for _, s, _ in runs))
+        print(f"  {stage:<20}" + "".join(f"{s.timings.get(stage, float('nan')):10.1f}" for _, s, _ in runs))
+    print(f"  {'sum of stages':<20}" + "".join(f"{sum(s.timings.values()):10.1f}" for _, s, _ in runs))
     print(f"  {'flow call (wall)':<20}" + "".join(f"{wall:10.1f}" for _, _, wall in runs))
 
 
@@ -368,7 +371,7 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    orchestrated = full["timings"]["dbt_build"]
+    orchestrated = full.timings["dbt_build"]
     ratio = orchestrated / bare
     share = daily_wall / full_wall
     print()
@@ -385,7 +388,7 @@ def main() -> None:
     print(f"bare dbt build --full-refresh:   {bare:10.1f}s  ({bare_load.cores:.2f} other cores; same work)")
     print(f"orchestrated / bare dbt:         {ratio:10.2f}   target <= {TARGET_RATIO}: {met(ratio <= TARGET_RATIO)}")
     print(f"daily run (flow call):           {daily_wall:10.1f}s  ({daily_load.cores:.2f} other cores)")
-    print(f"  orchestrated dbt stage:        {daily['timings']['dbt_build']:10.1f}s")
+    print(f"  orchestrated dbt stage:        {daily.timings['dbt_build']:10.1f}s")
     print(
         f"bare dbt build, nothing new:     {floor:10.1f}s  ({floor_load.cores:.2f} other cores; floor of a daily build)"
     )
