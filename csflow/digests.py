@@ -1,9 +1,11 @@
 """CSM digests and the leadership KPI report, queued in the outbox.
 
 A CSM digest (daily, one per owner_email) gathers what that CSM should act
-on: renewals coming up, today's alerts, red or declining accounts, open and
-overdue tasks, and recent survey comments, each linked to its page in the
-workspace. A CSM with nothing to act on gets no email. The KPI report (weekly) charts the last 12 months of kpi_monthly
+on: overdue renewals apart from those coming up, today's alerts, red or
+declining accounts, open tasks by due date and account, and recent survey
+comments, each linked to its page in the workspace, in the team's language
+(internal_locale) with codes in words. A CSM with nothing to act on gets no
+email. The KPI report (weekly) charts the last 12 months of kpi_monthly
 as inline PNG images and is also written as a standalone HTML file.
 Both are queued once per period (dedupe keys carry the date or ISO week).
 """
@@ -28,10 +30,15 @@ from csflow.render import Renderer
 
 # One query per digest section, each returning owner_email first.
 SECTIONS: dict[str, str] = {
+    "overdue_renewals": """
+        select a.owner_email, a.account_id, a.account_name, r.end_date, -r.days_to_renewal as days_overdue
+        from marts.renewal_windows r join marts.account_directory a using (account_id)
+        where r.renewal_window = 'overdue'
+        order by r.end_date""",
     "renewals": """
         select a.owner_email, a.account_id, a.account_name, r.end_date, r.days_to_renewal, r.renewal_window
         from marts.renewal_windows r join marts.account_directory a using (account_id)
-        where r.renewal_window in ('overdue', '0-2m', '2-4m')
+        where r.renewal_window in ('0-2m', '2-4m')
         order by r.end_date""",
     "alerts": """
         select a.owner_email, a.account_id, a.account_name, p.playbook, p.status
@@ -48,7 +55,7 @@ SECTIONS: dict[str, str] = {
         select lower(t.owner_email) as owner_email, t.task_id, a.account_id, a.account_name, t.title, t.due_date, t.due_date < :as_of as is_overdue
         from ops.tasks t join marts.account_directory a using (account_id)
         where t.status = 'open' and (t.snoozed_until is null or t.snoozed_until <= :as_of)
-        order by t.due_date""",
+        order by t.due_date, a.account_name, t.task_id""",
     "comments": """
         select a.owner_email, a.account_id, a.account_name, s.survey_type, s.score, s.comment
         from marts.survey_comments s join marts.account_directory a using (account_id)
@@ -150,18 +157,44 @@ def playbook_effectiveness(conn: sa.Connection, as_of: date, months: int = EFFEC
     ]
 
 
+def headlines(conn: sa.Connection, as_of: date) -> dict[str, object]:
+    """What the KPI report opens with, in base currency: ARR today, ARR churned this quarter
+    (to as_of), and ARR at risk this quarter: red or declining accounts with a renewal
+    between as_of and the quarter's end."""
+    quarter_start = date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    quarter_end = (quarter_start + timedelta(days=92)).replace(day=1) - timedelta(days=1)
+    row = conn.execute(
+        sa.text(
+            """select
+                 (select sum(arr_base) from marts.account_directory) as arr,
+                 (select coalesce(sum(churned_arr_base), 0) from marts.kpi_monthly
+                   where month between :quarter_start and :as_of) as churned_arr,
+                 (select coalesce(sum(d.arr_base), 0) from marts.account_directory d
+                    join marts.account_health h on h.account_id = d.account_id and h.as_of_date = :as_of
+                   where (h.health_band = 'red' or h.is_declining)
+                     and exists (select 1 from marts.renewal_windows r where r.account_id = d.account_id
+                                 and r.end_date between :as_of and :quarter_end)) as arr_at_risk"""
+        ),
+        {"as_of": as_of, "quarter_start": quarter_start, "quarter_end": quarter_end},
+    ).mappings().one()
+    quarter = f"{as_of.year}-Q{(as_of.month - 1) // 3 + 1}"
+    return {**row, "quarter": quarter, "quarter_end": quarter_end}
+
+
 def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: Renderer) -> Message:
-    """The leadership KPI report for the ISO week of as_of."""
+    """The leadership KPI report for the ISO week of as_of. Its charts plot complete months
+    only (as_of's month would plot a few days as a month); the table marks it partial."""
     rows = [
         dict(r)
         for r in conn.execute(
             sa.text("select * from marts.kpi_monthly where month <= :as_of order by month desc limit 12"), {"as_of": as_of}
         ).mappings()
     ][::-1]
-    months = [r["month"] for r in rows]
+    complete = [r for r in rows if r["is_complete_month"]]
+    months = [r["month"] for r in complete]
 
     def col(name: str) -> list[float | None]:
-        return [None if r[name] is None else float(r[name]) for r in rows]
+        return [None if r[name] is None else float(r[name]) for r in complete]
 
     images = [
         InlineImage("retention", "retention.png", "image/png", _chart(
@@ -183,6 +216,7 @@ def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: R
             "as_of_date": as_of,
             "week": f"{year}-W{week:02d}",
             "kpis": rows,
+            "headlines": headlines(conn, as_of),
             "effectiveness": effectiveness,
             "base_currency": dbt_var("base_currency"),
         },

@@ -50,6 +50,7 @@ retention_summed as (
         count(*) as active_accounts_start,
         count(*) filter (where is_churned) as churned_accounts,
         sum(arr_start_base) as arr_start_base,
+        sum(arr_start_base) filter (where is_churned) as churned_arr_base,
         -- not least(): it skips nulls (ARR in a currency fx_to_base lacks)
         sum(
             case when arr_end_base < arr_start_base then arr_end_base else arr_start_base end
@@ -155,7 +156,9 @@ kpis_computed as (
         months.month_end_date,
         months.is_complete_month,
         coalesce(surveys_summarised.nps_response_count, 0) as nps_response_count,
-        coalesce(surveys_summarised.csat_response_count, 0) as csat_response_count
+        coalesce(surveys_summarised.csat_response_count, 0) as csat_response_count,
+        retention_summed.arr_start_base,
+        coalesce(retention_summed.churned_arr_base, 0) as churned_arr_base
 
     from months
     left join retention_summed
