@@ -41,6 +41,18 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show Prefect's and dbt's own logs (by default: progress and summaries).")
+    ] = False,
+) -> None:
+    # Prefect's console handler (dbt's lines reach it through prefect-dbt): quiet unless asked.
+    # The Prefect API still receives every log line, so the UI shows them.
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -74,6 +86,11 @@ def user_errors(fn: F) -> F:
 
 
 def _settings() -> Settings:
+    """The settings, after a warning for each CSFLOW_* variable that no setting reads."""
+    from csflow.config import unknown_variables
+
+    for warning in unknown_variables():
+        err.print(f"[yellow]csflow: warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     return load_settings()
 
 
@@ -189,9 +206,14 @@ def ingest(
 
 
 def _run(as_of: str | None, landing: Path | None) -> RunSummary:
+    from csflow.doctor import preflight
+    from csflow.run_context import parse_as_of
     from flows.run_pipeline import run_pipeline
 
-    as_of_date = date.fromisoformat(as_of) if as_of else None
+    settings = _settings()
+    as_of_date = parse_as_of(as_of, settings)
+    # The flow checks this too (deployments start there); here a mistake is one line before Prefect starts.
+    preflight(settings, landing or settings.landing_dir)
     return run_pipeline(as_of=as_of_date, landing_dir=str(landing) if landing else None)
 
 
@@ -200,12 +222,12 @@ def _run(as_of: str | None, landing: Path | None) -> RunSummary:
 def run(
     as_of: AsOf = None,
     landing: Annotated[
-        Path | None, typer.Option("--landing", help="Landing folder (default: landing_dir / CSFLOW_LANDING_DIR).")
+        Path | None, typer.Option("--landing-dir", help="Landing folder (default: landing_dir / CSFLOW_LANDING_DIR).")
     ] = None,
 ) -> None:
     """Run the pipeline once for a logical date, as the nightly schedule does.
 
-    Example: `csflow run --as-of 2026-03-31 --landing landing/`
+    Example: `csflow run --as-of 2026-03-31 --landing-dir landing/`
     """
     summary = _run(as_of, landing)
     summary.print(console)
@@ -279,9 +301,9 @@ def demo(
                 else ""
             )
             + "Try next: `csflow doctor`, `csflow outbox`, "
-            f"`csflow run --as-of {day} --landing {out}` (nothing is sent twice), "
+            f"`csflow run --as-of {day} --landing-dir {out}` (nothing is sent twice), "
             "`csflow outcome ACTION_ID won` (then see marts.playbook_effectiveness), "
-            f"`csflow backfill {day - timedelta(days=6)} {day} --landing {out}`, `csflow --help`"
+            f"`csflow backfill {day - timedelta(days=6)} {day} --landing-dir {out}`, `csflow --help`"
         ),
         soft_wrap=True,
     )
@@ -498,13 +520,66 @@ def outcome(
         raise typer.Exit(1)
 
 
+SQL_TABLE_ROWS = 200  # rows a query prints as a table; --csv prints them all
+
+
+@app.command()
+@user_errors
+def sql(
+    query: Annotated[str | None, typer.Argument(help="The SQL to run; without it, an interactive psql prompt.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print every row as CSV instead of a table.")] = False,
+) -> None:
+    """Query the warehouse, starting the embedded PostgreSQL if that is the warehouse.
+
+    Example: `csflow sql "select * from marts.kpi_monthly order by month"`;
+    `csflow sql` alone opens psql (the embedded server's own, or yours) on it.
+    """
+    import csv
+    import sys
+
+    from csflow.warehouse import open_warehouse, psql_command
+
+    settings = _settings()
+    with open_warehouse(settings) as warehouse:
+        if query is None:
+            import subprocess
+
+            command, env = psql_command(warehouse)
+            raise typer.Exit(subprocess.call(command, env={**os.environ, **env}))
+        import sqlalchemy as sa
+
+        with warehouse.connected() as engine, engine.begin() as conn:
+            try:
+                result = conn.exec_driver_sql(query)
+            except sa.exc.DBAPIError as exc:  # the database's own words, on one line
+                raise ValueError(f"sql: {' '.join(str(exc.orig).split())}") from None
+            if not result.returns_rows:
+                console.print(f"{result.rowcount} row(s) affected")
+                return
+            columns = list(result.keys())
+            if as_csv:
+                writer = csv.writer(sys.stdout)
+                writer.writerow(columns)
+                writer.writerows(result)
+                return
+            rows = result.fetchmany(SQL_TABLE_ROWS + 1)
+    table = Table()
+    for column in columns:
+        table.add_column(Text(column), overflow="fold")
+    for row in rows[:SQL_TABLE_ROWS]:
+        table.add_row(*cells(*row))
+    console.print(table)
+    more = "; more not shown, use --csv for all" if len(rows) > SQL_TABLE_ROWS else ""
+    console.print(f"{min(len(rows), SQL_TABLE_ROWS)} row(s){more}")
+
+
 @app.command()
 @user_errors
 def backfill(
     start: Annotated[str, typer.Argument(help="First date, YYYY-MM-DD.")],
     end: Annotated[str, typer.Argument(help="Last date, YYYY-MM-DD (today at the latest).")],
     landing: Annotated[
-        Path | None, typer.Option("--landing", help="Landing folder (default: landing_dir / CSFLOW_LANDING_DIR).")
+        Path | None, typer.Option("--landing-dir", help="Landing folder (default: landing_dir / CSFLOW_LANDING_DIR).")
     ] = None,
     send_customer_email: Annotated[
         bool,
@@ -516,7 +591,7 @@ def backfill(
     Past dates build marts, KPI history, tasks and internal alerts as the
     nightly runs would have, but hold customer email: occasions still current
     fire on today's run. Safe to repeat: nothing fires or is sent twice.
-    Example: `csflow backfill 2026-03-01 2026-03-31 --landing landing/`
+    Example: `csflow backfill 2026-03-01 2026-03-31 --landing-dir landing/`
     """
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import backfill_dates

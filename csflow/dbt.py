@@ -215,6 +215,20 @@ def dbt_var(name: str) -> Any:
     return project_vars()[name]
 
 
+def mart_models() -> dict[str, set[str] | None]:
+    """The models of schema marts (dbt_project/models/marts) and their declared columns
+    (None for a model whose YAML declares none), read from the project's files."""
+    import yaml
+
+    folder = DBT_PROJECT_DIR / "models" / "marts"
+    models: dict[str, set[str] | None] = {path.stem: None for path in folder.rglob("*.sql")}
+    for path in folder.rglob("*.yml"):
+        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models") or []:
+            if model.get("name") in models and model.get("columns"):
+                models[model["name"]] = {c["name"] for c in model["columns"]}
+    return models
+
+
 def relation_counts(engine: sa.Engine, schemas: tuple[str, ...]) -> dict[str, int]:
     """Row counts of every table and view in the given schemas, for summaries."""
     with engine.connect() as conn:

@@ -11,11 +11,15 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from csflow.addresses import WHAT, is_address
-from csflow.config import ConfigError, Settings, env_name
+from csflow.config import ConfigError, Settings, env_name, unknown_variables
+
+if TYPE_CHECKING:
+    from csflow.playbooks import PlaybookConfig
 
 
 @dataclass
@@ -90,12 +94,32 @@ def check_landing(settings: Settings) -> Check:
     return Check("landing folder", "warn" if ignored or "accounts" not in found else "ok", detail)
 
 
-def check_playbooks(settings: Settings) -> Check:
-    from csflow.playbooks import load_playbooks
+def checked_playbooks(settings: Settings) -> PlaybookConfig:
+    """playbooks.yml, checked against the templates and the dbt project (audiences and their
+    columns); ConfigError names the file, the play and the mistake."""
+    from csflow.dbt import mart_models
+    from csflow.playbooks import check_audiences, load_playbooks
     from csflow.render import Renderer
 
+    config = load_playbooks(settings.playbooks_file, Renderer())
+    check_audiences(config, settings.playbooks_file, mart_models())
+    return config
+
+
+def preflight(settings: Settings, landing: Path | None) -> None:
+    """What a run checks before it loads anything (one line, ConfigError): the playbooks and,
+    when it will ingest, that the landing folder exists."""
+    checked_playbooks(settings)
+    if landing is not None and not landing.is_dir():
+        raise ConfigError(
+            f"landing folder {landing} does not exist (option --landing-dir, setting landing_dir, "
+            f"{env_name('landing_dir')})"
+        )
+
+
+def check_playbooks(settings: Settings) -> Check:
     try:
-        config = load_playbooks(settings.playbooks_file, Renderer())
+        config = checked_playbooks(settings)
     except ConfigError as exc:
         return Check("playbooks", "fail", str(exc))
     return Check("playbooks", "ok", f"{settings.playbooks_file}: {', '.join(p.name for p in config.playbooks)}")
@@ -273,6 +297,7 @@ def run_checks(settings: Settings, project_dir: Path) -> list[Check]:
     from csflow.dbt import DBT_PROJECT_DIR
 
     checks = [Check("settings", "ok", settings.source)]
+    checks += [Check("environment", "warn", warning) for warning in unknown_variables()]
     checks += check_warehouse(settings)
     dbt_ok = (DBT_PROJECT_DIR / "dbt_project.yml").exists() and (DBT_PROJECT_DIR / "profiles.yml").exists()
     checks.append(

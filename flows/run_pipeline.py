@@ -24,6 +24,7 @@ from prefect.runtime import flow_run
 from csflow.alerts import alert_on_failure, queue_alert
 from csflow.config import Settings, load_settings
 from csflow.dbt import DbtResult, build_and_test
+from csflow.doctor import preflight
 from csflow.ingest import IngestReport, ingest_folder
 from csflow.mailers import deliver_outbox
 from csflow.outbox import DeliveryIncomplete, DeliveryReport
@@ -147,6 +148,7 @@ def run_pipeline(
     settings = load_settings()
     as_of_date = parse_as_of(as_of, settings)
     landing = Path(landing_dir) if landing_dir else settings.landing_dir
+    preflight(settings, landing if ingest else None)  # a mistake in the set-up fails before anything loads
     run_id = str(flow_run.get_id() or "local")
     logger = get_run_logger()
     logger.info("run_pipeline as_of=%s landing=%s send=%s customer_email=%s", as_of_date, landing, send, customer_email)

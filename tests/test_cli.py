@@ -138,3 +138,86 @@ def test_serve_needs_marts_first(cli_env) -> None:
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 1
     assert "has no marts yet: run `csflow run` (or `csflow demo`) first" in " ".join(result.output.split())
+
+
+def playbooks_with(tmp_path: Path, old: str, new: str) -> Path:
+    """The project's playbooks.yml with one mistake made in it."""
+    text = (Path(__file__).parents[1] / "playbooks.yml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "mistaken-playbooks.yml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "mistake", "message"),
+    [
+        (["run", "--landing-dir", "/typo"], None, "landing folder /typo does not exist (option --landing-dir"),
+        (["run", "--as-of", "2026-13-01"], None, "as_of: '2026-13-01' is not a date like 2026-03-31"),
+        (
+            ["run"],
+            ("audience: audience_usage_decline", "audience: audience_usage_declin"),
+            "playbook usage_decline: audience 'audience_usage_declin' is not a dbt model in dbt_project/models/marts",
+        ),
+        (
+            ["run"],
+            ("when: {priority: [high, medium]}", "when: {prority: [high, medium]}"),
+            "playbook renewal_alert, rule #1: when: audience_renewal_alert has no column 'prority'",
+        ),
+        (["run"], ("channel: csm_alert", "channel: csm_alrt"), "channel 'csm_alrt' is not one of"),
+    ],
+)
+def test_run_checks_the_set_up_before_it_loads_anything(
+    args: list[str], mistake: tuple[str, str] | None, message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One line, exit 1, and nothing started: no embedded warehouse, no Prefect."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "landing").mkdir()
+    if mistake:
+        monkeypatch.setenv("CSFLOW_PLAYBOOKS_FILE", str(playbooks_with(tmp_path, *mistake)))
+    else:
+        monkeypatch.setenv("CSFLOW_PLAYBOOKS_FILE", str(Path(__file__).parents[1] / "playbooks.yml"))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) <= 3 and message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / ".csflow").exists()  # the warehouse was never started
+
+
+def test_doctor_checks_the_audiences_against_the_dbt_project(cli_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    mistaken = playbooks_with(tmp_path, "when: {touch_tier: [high_touch]}", "when: {touch_teir: [high_touch]}")
+    monkeypatch.setenv("CSFLOW_PLAYBOOKS_FILE", str(mistaken))
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1
+    assert "when: audience_renewal_alert has no column 'touch_teir'" in " ".join(result.output.split())
+
+
+def test_a_misspelt_variable_is_warned_about(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSFLOW_EMAL_BACKEND", "smtp")
+    result = runner.invoke(app, ["generate", "--accounts", "3", "--as-of", "2026-03-31", "--out", "x"])
+    assert result.exit_code == 0
+    assert (
+        "environment variable CSFLOW_EMAL_BACKEND is not a csflow setting and is ignored; "
+        "did you mean CSFLOW_EMAIL_BACKEND?" in " ".join(result.stderr.split())
+    )
+
+
+def test_sql_queries_the_warehouse_as_a_table_csv_or_psql(cli_env) -> None:
+    import subprocess
+    import sys
+
+    table = runner.invoke(app, ["sql", "select 'ACC-000123' as account_id, date '2026-03-31' as as_of, 42 as n"])
+    assert table.exit_code == 0, table.output
+    assert "ACC-000123" in table.output and "2026-03-31" in table.output and "1 row(s)" in table.output
+    as_csv = runner.invoke(app, ["sql", "--csv", "select n from generate_series(1, 300) n"])
+    assert as_csv.exit_code == 0 and as_csv.stdout.splitlines()[:2] == ["n", "1"] and len(as_csv.stdout.splitlines()) == 301
+    wrong = runner.invoke(app, ["sql", "select * from marts.no_such_mart"])
+    assert wrong.exit_code == 1 and "no_such_mart" in wrong.output and "Traceback" not in wrong.output
+    # Without a query: psql on the same warehouse (here fed from a pipe, as a script would).
+    csflow = Path(sys.executable).parent / "csflow"
+    prompt = subprocess.run(
+        [str(csflow), "sql"], input="select 6 * 7 as answer;\n", capture_output=True, text=True, timeout=60
+    )
+    assert prompt.returncode == 0, prompt.stderr
+    assert "answer" in prompt.stdout and "42" in prompt.stdout

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from csflow.config import ConfigError
 from csflow.contract import ENTITIES
 from csflow.demo import generate
 
@@ -102,7 +103,7 @@ def test_backfill_then_nightly_runs_end_to_end(prefect_harness, pipeline_env, en
 def test_a_failed_run_emails_the_data_team(prefect_harness, pipeline_env, tmp_path: Path) -> None:
     from flows.run_pipeline import run_pipeline
 
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="no-such-folder does not exist"):  # before anything loads
         run_pipeline(as_of=AS_OF, landing_dir=str(tmp_path / "no-such-folder"))
     [alert] = (tmp_path / "outbox").glob("*-alert-*.eml")
     message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
