@@ -35,8 +35,13 @@ class Settings:
     state_dir: Path = Path(".csflow")
     email_backend: str = "file"
     outbox_dir: Path = Path("outbox")
+    # Internal email (alerts, digests, reports, sign-in links) is from csflow.
     from_email: str = "csflow@example.com"
     from_name: str = "csflow"
+    # Customer email is from the company, signed by it, with Reply-To the
+    # account's CSM; customer_from_email empty means from_email.
+    company_name: str = "Example Co."
+    customer_from_email: str = ""
     data_team_email: str = "data-team@example.com"
     # Who receives the weekly KPI report, and the language of internal email.
     leadership_email: str = "leadership@example.com"
@@ -75,6 +80,11 @@ class Settings:
     # customer email is held while the secret is the example value or base_url
     # is not a real host.
     unsubscribe_secret: str = field(default="change-me", repr=False)
+    # The post-training survey's score links go to the workspace (/survey/<token>),
+    # or, when this is set, to an external survey tool whose answers come back in
+    # the survey_responses landing file: {contact_id}, {training_id}, {account_id}
+    # and {score} are filled in (e.g. https://forms.example.com/t?c={contact_id}&t={training_id}&s={score}).
+    survey_url: str = ""
     # Signs sign-in sessions, CSRF tokens and outcome links of the workspace;
     # refused at its example value unless the workspace listens on loopback only.
     workspace_secret: str = field(default="change-me", repr=False)
@@ -122,6 +132,10 @@ class Settings:
             )
         return None
 
+    @property
+    def customer_sender(self) -> str:
+        return self.customer_from_email or self.from_email
+
     def link(self, path: str) -> str:
         """An absolute workspace URL for email."""
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -158,6 +172,30 @@ def _is_example_url(url: str) -> bool:
 
 def env_name(setting: str) -> str:
     return f"CSFLOW_{setting.upper()}"
+
+
+# CSFLOW_ variables that are not settings: the settings file's name, what csflow
+# hands dbt and Great Expectations itself, and the test suite's switches.
+OTHER_VARIABLES = ("CSFLOW_CONFIG", "CSFLOW_GX_URL", "CSFLOW_BROWSER_TESTS", "CSFLOW_SCREENSHOTS")
+OTHER_PREFIXES = ("CSFLOW_DBT_",)
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """A warning per CSFLOW_* variable that no setting reads (a misspelt one is silently ignored otherwise)."""
+    import difflib
+
+    environ = dict(os.environ if environ is None else environ)
+    known = sorted(env_name(f.name) for f in fields(Settings) if f.name != "source")
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("CSFLOW_") or name in known or name in OTHER_VARIABLES:
+            continue
+        if name.startswith(OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else "; `csflow doctor` lists the settings"
+        warnings.append(f"environment variable {name} is not a csflow setting and is ignored{hint}")
+    return warnings
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -214,6 +252,23 @@ def _validate(s: Settings) -> None:
                 f"setting database_url ({env_name('database_url')}): csflow needs PostgreSQL, "
                 f"got {url.get_backend_name()!r}"
             )
+    from csflow.texts import all_texts
+
+    if s.internal_locale not in all_texts():
+        raise ConfigError(
+            f"setting internal_locale ({env_name('internal_locale')}): {s.internal_locale!r} is not one of "
+            f"{', '.join(sorted(all_texts()))}"
+        )
+    if s.survey_url:
+        try:
+            s.survey_url.format(contact_id="c", training_id="t", account_id="a", score=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"setting survey_url ({env_name('survey_url')}): {s.survey_url!r} has an unknown placeholder "
+                f"({exc}); use {{contact_id}}, {{training_id}}, {{account_id}} and {{score}}"
+            ) from None
+        if not s.survey_url.startswith(("https://", "http://")):
+            raise ConfigError(f"setting survey_url ({env_name('survey_url')}): expected an http(s) address")
     for name, low in (("dbt_threads", 1), ("delivery_concurrency", 1), ("delivery_stop_after_failures", 1)):
         if getattr(s, name) < low:
             raise ConfigError(f"setting {name} ({env_name(name)}): must be at least {low}")

@@ -107,6 +107,7 @@ ENTITIES: dict[str, Entity] = {
                 _opt("plan"),
                 _opt("region"),
                 _opt("fiscal_year_end_month", "int", min_value=1, max_value=12),
+                _opt("owner_name"),
             ),
             key=("account_id",),
             has_account=False,

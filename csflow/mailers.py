@@ -110,8 +110,9 @@ def build_mime(message: Message, from_email: str, from_name: str) -> Mime:
     them), and only data headers (subject, names) may need encoding.
     Raises ValueError for an address that is not exactly one mailbox.
     """
-    for label, address in (("recipient", message.to_email), ("sender", from_email)):
-        if not is_address(address):
+    from_email, from_name = message.from_email or from_email, message.from_name or from_name
+    for label, address in (("recipient", message.to_email), ("sender", from_email), ("reply-to", message.reply_to)):
+        if address is not None and not is_address(address):
             raise ValueError(f"{label} {address!r} is not exactly one email address")
     tag = f"{message.message_id}.{uuid.uuid4().hex[:16]}"
     alternative, related = f"==csflow-alt-{tag}==", f"==csflow-rel-{tag}=="
@@ -119,6 +120,7 @@ def build_mime(message: Message, from_email: str, from_name: str) -> Mime:
     headers = [
         ("From", _mailbox(from_name, from_email)),
         ("To", _mailbox(message.to_name, message.to_email)),
+        *([("Reply-To", _mailbox(None, message.reply_to))] if message.reply_to else []),
         ("Subject", _header_value(message.subject)),
         ("Date", format_datetime(datetime.now(UTC))),
         ("Message-ID", message_id),
@@ -183,7 +185,8 @@ class FileMailer(Mailer):
         self.outbox_dir = outbox_dir
         self.from_email = from_email
         self.from_name = from_name
-        self._written: dict[str, list[str]] = {}  # .eml name -> index row, for this run's files
+        # .eml name -> its index row (written, kind, play, to, subject), for this run's files
+        self._written: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def send(self, message: Message) -> SendResult:
@@ -201,8 +204,9 @@ class FileMailer(Mailer):
         except OSError as exc:  # a full disk, a folder nobody may write: nothing was delivered
             return SendResult("failed", detail=f"cannot write to {self.outbox_dir}: {exc}", kind="cannot write")
         name = os.path.basename(stem) + ".eml"
+        written = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M")
         with self._lock:
-            self._written[name] = [message.to_email, message.subject]
+            self._written[name] = [written, message.kind, message.playbook or "", message.to_email, message.subject]
         return SendResult("sent", provider_message_id=name)
 
     def close(self) -> None:
@@ -212,9 +216,11 @@ class FileMailer(Mailer):
     def write_index(self) -> Path:
         """outbox/index.html: every message in the folder, newest first, with links.
 
-        The recipient and subject of each .eml are kept in outbox/.index.json:
-        this run's files are known from sending them, earlier ones from the
-        cache, and only files the cache does not know have their headers read.
+        Each .eml's row (when it was written, kind, play, recipient, subject) is
+        kept in outbox/.index.json: this run's files are known from sending
+        them, earlier ones from the cache, and only files the cache does not
+        know (or knows in an older shape) have their headers read. A filter box
+        narrows the table as you type; the kind and play are one click away.
         """
         from email import policy
         from email.parser import BytesHeaderParser
@@ -227,29 +233,48 @@ class FileMailer(Mailer):
         cached.update(self._written)
         entries: dict[str, list[str]] = {}
         for eml in sorted(self.outbox_dir.glob("*.eml"), reverse=True):
-            if eml.name not in cached:
+            if len(cached.get(eml.name, ())) != len(INDEX_COLUMNS) - 1:
                 headers = BytesHeaderParser(policy=policy.default).parsebytes(eml.read_bytes())
-                cached[eml.name] = [str(headers["To"]), str(headers["Subject"])]
+                written = datetime.fromtimestamp(eml.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+                kind = eml.stem.split("-")[1] if eml.stem.count("-") >= 2 else ""
+                cached[eml.name] = [written, kind, "", str(headers["To"]), str(headers["Subject"])]
             entries[eml.name] = cached[eml.name]
         cache_path.write_text(json.dumps(entries), encoding="utf-8")
-        rows = [
-            "<tr><td>{to}</td><td><a href='{html}'>{subject}</a></td><td><a href='{eml}'>.eml</a></td></tr>".format(
-                to=html.escape(to),
-                subject=html.escape(subject),
-                html=html.escape(name.removesuffix(".eml") + ".html"),
-                eml=html.escape(name),
+        rows = []
+        for name, (written, kind, play, to, subject) in entries.items():
+            cells = [written, kind, play, to]
+            rows.append(
+                "<tr>"
+                + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                + f"<td><a href='{html.escape(name.removesuffix('.eml') + '.html')}'>{html.escape(subject)}</a></td>"
+                + f"<td><a href='{html.escape(name)}'>.eml</a></td></tr>"
             )
-            for name, (to, subject) in entries.items()
-        ]
         index = self.outbox_dir / "index.html"
         index.write_text(
-            "<!doctype html><meta charset='utf-8'><title>csflow outbox</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td{padding:4px 12px;border-bottom:1px solid #ddd}</style>"
-            f"<h1>csflow outbox</h1><p>{len(rows)} message(s)</p>"
-            "<table><tr><th>to</th><th>subject</th><th>raw</th></tr>" + "".join(rows) + "</table>",
+            "<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            "<title>csflow outbox</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2em;color:#1f2933}"
+            "table{border-collapse:collapse}th{text-align:left;font-size:12px;color:#616e7c}"
+            "td,th{padding:4px 12px;border-bottom:1px solid #e4e7eb;vertical-align:top}td:first-child{white-space:nowrap}"
+            "input{font:inherit;padding:6px 10px;width:min(28em,100%);margin-bottom:1em}</style>"
+            f"<h1>csflow outbox</h1><p>{len(rows)} message(s), newest first. Files here went nowhere: "
+            "the file backend writes each message instead of sending it.</p>"
+            "<input id='filter' type='search' placeholder='Filter: a recipient, a play, a kind, words of a subject' "
+            "aria-label='Filter messages' autofocus>"
+            "<table id='messages'><tr>" + "".join(f"<th>{c}</th>" for c in INDEX_COLUMNS) + "</tr>"
+            + "".join(rows) + "</table>"
+            "<script>document.getElementById('filter').addEventListener('input', function () {"
+            "var words = this.value.toLowerCase().split(/\\s+/).filter(Boolean);"
+            "document.querySelectorAll('#messages tr + tr').forEach(function (row) {"
+            "var text = row.textContent.toLowerCase();"
+            "row.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });});});</script>",
             encoding="utf-8",
         )
         return index
+
+
+# The columns of outbox/index.html.
+INDEX_COLUMNS = ("written", "kind", "play", "to", "subject", "raw")
 
 
 def standalone_html(message: Message) -> str:
@@ -366,7 +391,7 @@ class SmtpMailer(Mailer):
         try:
             smtp.ehlo_or_helo_if_needed()
             for command, ok, call in (
-                ("MAIL FROM", (250,), lambda: smtp.mail(s.from_email)),
+                ("MAIL FROM", (250,), lambda: smtp.mail(message.from_email or s.from_email)),
                 ("RCPT TO", (250, 251), lambda: smtp.rcpt(message.to_email)),
                 ("DATA", (354,), lambda: smtp.docmd("data")),
             ):
@@ -482,17 +507,20 @@ class SendGridMailer(Mailer):
             GroupId,
             Header,
             Mail,
+            ReplyTo,
             To,
         )
 
         s = self.settings
         mail = Mail(
-            from_email=From(s.from_email, s.from_name),
+            from_email=From(message.from_email or s.from_email, message.from_name or s.from_name),
             to_emails=To(message.to_email, message.to_name),
             subject=message.subject,
             plain_text_content=message.text_body,
             html_content=message.html_body,
         )
+        if message.reply_to:
+            mail.reply_to = ReplyTo(message.reply_to)
         # custom_args carry only the action id: no personal data leaves in event webhooks.
         if message.action_id is not None:
             mail.custom_arg = CustomArg("action_id", str(message.action_id))

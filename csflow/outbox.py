@@ -74,6 +74,10 @@ class Message:
     playbook: str | None = None
     is_customer_facing: bool = False
     unsubscribe_url: str | None = None
+    # The sender when not the settings' own (customer email: the company), and who replies reach.
+    from_email: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
     inline_images: list[InlineImage] = field(default_factory=list)
     message_id: int | None = None  # set once queued
 
@@ -127,14 +131,16 @@ def queue_messages(conn: sa.Connection, messages: list[Message]) -> list[int]:
     rows = conn.execute(
         sa.text(
             """insert into ops.outbox (dedupe_key, action_id, kind, playbook, to_email, to_name, subject,
-                   html_body, text_body, is_customer_facing, unsubscribe_url, inline_images)
+                   html_body, text_body, is_customer_facing, unsubscribe_url, from_email, from_name, reply_to,
+                   inline_images)
                select x.dedupe_key, x.action_id, x.kind, x.playbook, x.to_email, x.to_name, x.subject,
-                   x.html_body, x.text_body, x.is_customer_facing, x.unsubscribe_url,
-                   coalesce(x.inline_images, '[]'::jsonb)
+                   x.html_body, x.text_body, x.is_customer_facing, x.unsubscribe_url, x.from_email, x.from_name,
+                   x.reply_to, coalesce(x.inline_images, '[]'::jsonb)
                from jsonb_to_recordset(cast(:rows as jsonb)) as x(
                    dedupe_key text, action_id bigint, kind text, playbook text, to_email text, to_name text,
                    subject text, html_body text, text_body text, is_customer_facing boolean,
-                   unsubscribe_url text, inline_images jsonb, ord integer)
+                   unsubscribe_url text, from_email text, from_name text, reply_to text, inline_images jsonb,
+                   ord integer)
                order by x.ord
                on conflict (dedupe_key) do nothing
                returning message_id, dedupe_key"""
@@ -154,6 +160,9 @@ def queue_messages(conn: sa.Connection, messages: list[Message]) -> list[int]:
                         "text_body": m.text_body,
                         "is_customer_facing": m.is_customer_facing,
                         "unsubscribe_url": m.unsubscribe_url,
+                        "from_email": m.from_email,
+                        "from_name": m.from_name,
+                        "reply_to": m.reply_to,
                         "inline_images": [img.__dict__ for img in m.inline_images],
                         "ord": i,
                     }
@@ -183,6 +192,9 @@ MESSAGE_COLUMNS = (
     "text_body",
     "is_customer_facing",
     "unsubscribe_url",
+    "from_email",
+    "from_name",
+    "reply_to",
     "inline_images",
 )
 

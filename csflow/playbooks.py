@@ -31,11 +31,13 @@ import sqlalchemy as sa
 import yaml
 
 from csflow.addresses import normalized
+from csflow.catalogue import LADDER_COLUMNS, Catalogue, parse_catalogue
 from csflow.config import ConfigError, Settings
-from csflow.links import account_url, outcome_links, unsubscribe_url
+from csflow.links import account_url, outcome_links, survey_links, unsubscribe_url
 from csflow.outbox import Message, queue_messages
 from csflow.render import Renderer
 from csflow.suppressions import suppressed, sync_from_contacts
+from csflow.texts import all_texts
 
 # Why customer-facing rules did not fire (PlayResult.held); settings give their own reason.
 GATE_CLOSED = "validation gate closed"
@@ -62,7 +64,14 @@ class Rule:
         return self.channel == "customer_email"
 
     def matches(self, row: dict[str, Any]) -> bool:
-        return all(str(row.get(column)) in allowed for column, allowed in self.when.items())
+        return all(_as_text(row.get(column)) in allowed for column, allowed in self.when.items())
+
+
+def _as_text(value: Any) -> str:
+    """How a `when` value and an audience value compare: as text, booleans as true/false, null as empty."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class PlaybookConfig:
     playbooks: tuple[Playbook, ...]
     default_locale: str = "en"
     locale_by_region: dict[str, str] = field(default_factory=dict)
+    catalogue: Catalogue = field(default_factory=Catalogue)
 
 
 def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConfig:
@@ -108,7 +118,9 @@ def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConf
             if channel != "task_only" and not (r.get("template") and recipients):
                 raise ConfigError(f"{rwhere}: a {channel} rule needs a template and recipients")
             if renderer and r.get("template"):
-                for locale in {defaults.get("locale", "en"), *(defaults.get("locale_by_region") or {}).values()}:
+                # customers read their region's language; CSMs the team's (any locale csflow ships)
+                customer_locales = {defaults.get("locale", "en"), *(defaults.get("locale_by_region") or {}).values()}
+                for locale in sorted(customer_locales if channel == "customer_email" else set(all_texts())):
                     if not renderer.has(r["template"], locale):
                         raise ConfigError(f"{rwhere}: no template templates/{r['template']}.{locale}.html/.txt")
             task = r.get("task") or {}
@@ -118,7 +130,7 @@ def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConf
                     recipients=recipients,
                     template=r.get("template"),
                     when={
-                        k: tuple(str(x) for x in (v if isinstance(v, list) else [v]))
+                        k: tuple(_as_text(x) for x in (v if isinstance(v, list) else [v]))
                         for k, v in (r.get("when") or {}).items()
                     },
                     task_title=task.get("title"),
@@ -129,7 +141,39 @@ def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConf
     names = [p.name for p in plays]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: playbook names must be unique")
-    return PlaybookConfig(tuple(plays), defaults.get("locale", "en"), dict(defaults.get("locale_by_region") or {}))
+    return PlaybookConfig(
+        tuple(plays),
+        defaults.get("locale", "en"),
+        dict(defaults.get("locale_by_region") or {}),
+        parse_catalogue(data.get("catalogue"), str(path)),
+    )
+
+
+def check_audiences(config: PlaybookConfig, path: Path, models: dict[str, set[str] | None]) -> None:
+    """Every play's audience is a dbt model of schema marts and every `when` names one of its
+    columns (a misspelt one would otherwise match nothing and fire nothing, silently).
+
+    models: mart name -> its declared columns (csflow.dbt.mart_models()).
+    """
+    for play in config.playbooks:
+        if play.audience not in models:
+            audiences = ", ".join(sorted(m for m in models if m.startswith("audience_")))
+            raise ConfigError(
+                f"{path}: playbook {play.name}: audience {play.audience!r} is not a dbt model in "
+                f"dbt_project/models/marts; the audiences are {audiences}"
+            )
+        columns = models[play.audience]
+        if columns is None:
+            continue  # a model whose YAML declares no columns: nothing to check against
+        if "plan" in columns:
+            columns = columns | set(LADDER_COLUMNS)
+        for j, rule in enumerate(play.rules):
+            for column in rule.when:
+                if column not in columns:
+                    raise ConfigError(
+                        f"{path}: playbook {play.name}, rule #{j + 1}: when: {play.audience} has no column "
+                        f"{column!r} (its columns: {', '.join(sorted(columns))})"
+                    )
 
 
 # --------------------------------------------------------------------------
@@ -159,27 +203,48 @@ class _Contact:
     role: str | None
 
 
+# What the engine reads of marts.account_directory: the locale's region, the CSM's name, the alert's glance.
+ACCOUNT_COLUMNS = ("account_id", "region", "owner_name", "health_score", "health_band", "arr", "currency")
+
+
 @dataclass
 class _Directory:
-    """Contacts, locales and suppressed addresses, read once per run."""
+    """Contacts, accounts (region, CSM's name, health, ARR) and suppressed addresses, read once per run."""
 
     by_account: dict[str, list[_Contact]]
     by_id: dict[str, _Contact]
-    region: dict[str, str | None]
+    accounts: dict[str, dict[str, Any]]  # account_id -> marts.account_directory's row
     suppressed: dict[str, str]  # address -> reason
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        """The account's directory row; every column None for an account the directory lacks."""
+        return self.accounts.get(account_id) or dict.fromkeys(ACCOUNT_COLUMNS)
+
+    def main_contact(self, account_id: str) -> _Contact | None:
+        """Who a CSM talks to: the first decision maker, else the first contact."""
+        people = self.by_account.get(account_id, [])
+        return next((c for c in people if c.role == "decision_maker"), people[0] if people else None)
 
     @classmethod
     def load(cls, conn: sa.Connection) -> _Directory:
         by_account: dict[str, list[_Contact]] = defaultdict(list)
         by_id: dict[str, _Contact] = {}
         for row in conn.execute(
-            sa.text("select contact_id, account_id, email, contact_name, role from marts.account_contacts")
+            sa.text(
+                "select contact_id, account_id, email, contact_name, role from marts.account_contacts "
+                "order by account_id, contact_id"
+            )
         ):
             contact = _Contact(row[0], row[2], row[3], row[4])
             by_account[row[1]].append(contact)
             by_id[row[0]] = contact
-        region = dict(conn.execute(sa.text("select account_id, region from marts.account_directory")).all())
-        return cls(by_account, by_id, region, suppressed(conn))
+        accounts = {
+            row["account_id"]: dict(row)
+            for row in conn.execute(
+                sa.text(f"select {', '.join(ACCOUNT_COLUMNS)} from marts.account_directory")
+            ).mappings()
+        }
+        return cls(by_account, by_id, accounts, suppressed(conn))
 
 
 def _recipients(
@@ -319,22 +384,40 @@ def _messages_and_task(
     as_of: date,
     directory: _Directory,
 ) -> tuple[list[Message], dict[str, Any] | None]:
-    """What one new firing sends (rendered per recipient) and the task it opens, if any."""
-    locale = config.locale_by_region.get(str(directory.region.get(p.row["account_id"])), config.default_locale)
+    """What one new firing sends (rendered per recipient) and the task it opens, if any.
+
+    Customer email is in the account's language, from the company, signed by
+    the owning CSM, with Reply-To the CSM. A CSM's alert is in the team's
+    language (internal_locale) and carries what the CSM needs to act: today's
+    health, ARR, whom to talk to, the outcome buttons and the account's page.
+    """
+    account = directory.account(p.row["account_id"])
+    customer = p.rule.customer_facing
+    if customer:
+        locale = config.locale_by_region.get(str(account.get("region")), config.default_locale)
+    else:
+        locale = settings.internal_locale
+    shared = {
+        **p.row,
+        "action_id": action_id,
+        "company_name": settings.company_name,
+        "csm_name": account.get("owner_name"),
+    }
+    if p.people and not customer:
+        contact = directory.main_contact(p.row["account_id"])
+        shared.update(
+            account=account,
+            contact=contact.__dict__ if contact else None,
+            outcome_links=outcome_links(settings, action_id),
+            account_url=account_url(settings, p.row["account_id"]),
+        )
     messages = []
-    workspace_links = (
-        {
-            "outcome_links": outcome_links(settings, action_id),
-            "account_url": account_url(settings, p.row["account_id"]),
-        }
-        if p.people and not p.rule.customer_facing
-        else {}
-    )
     for person in p.people:
-        unsubscribe = unsubscribe_url(settings, person.email) if p.rule.customer_facing else None
-        context = {**p.row, "recipient_name": person.name, "unsubscribe_url": unsubscribe, "action_id": action_id}
-        if not p.rule.customer_facing:  # a CSM alert: one-click outcomes and the account's page
-            context.update(workspace_links)
+        context = {**shared, "recipient_name": person.name, "unsubscribe_url": None}
+        if customer:
+            context["unsubscribe_url"] = unsubscribe_url(settings, person.email)
+            if p.row.get("training_id") is not None:
+                context["survey_links"] = survey_links(settings, action_id, p.row, person.contact_id)
         rendered = renderer.render(p.rule.template or "", locale, context)
         messages.append(
             Message(
@@ -347,8 +430,11 @@ def _messages_and_task(
                 text_body=rendered.text,
                 action_id=action_id,
                 playbook=play.name,
-                is_customer_facing=p.rule.customer_facing,
-                unsubscribe_url=unsubscribe,
+                is_customer_facing=customer,
+                unsubscribe_url=context["unsubscribe_url"],
+                from_email=settings.customer_sender if customer else None,
+                from_name=settings.company_name if customer else None,
+                reply_to=p.row.get("owner_email") if customer else None,
             )
         )
     task = None
@@ -397,6 +483,7 @@ def run_play(
             result.missing_audience = True
             return result
         result.candidates = len(rows)
+        rows = [{**row, **config.catalogue.ladder(row["plan"])} if "plan" in row else row for row in rows]
         planned = plan_firings(play, rows, _cooling_down(conn, play, as_of), customer_hold, directory, settings, result)
         if not planned:
             return result
@@ -431,8 +518,8 @@ def run_playbooks(
 
     customer_email=False holds customer-facing rules (a backfill of past dates).
     """
-    renderer = Renderer()
-    config = config or load_playbooks(settings.playbooks_file, renderer)
+    config = config or load_playbooks(settings.playbooks_file, Renderer())
+    renderer = Renderer(catalogue=config.catalogue)
     customer_hold = (
         (None if gate_open else GATE_CLOSED)
         or (None if customer_email else PAST_DATE)

@@ -200,6 +200,10 @@ outbox = sa.Table(
     sa.Column("text_body", sa.Text, nullable=False),
     sa.Column("is_customer_facing", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("unsubscribe_url", sa.Text),
+    # Customer email is from the company with Reply-To the owning CSM; null: the settings' sender.
+    sa.Column("from_email", sa.Text),
+    sa.Column("from_name", sa.Text),
+    sa.Column("reply_to", sa.Text),
     sa.Column("inline_images", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("status", sa.Text, nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -250,6 +254,24 @@ message_events = sa.Table(
     sa.Column("detail", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("message_events_message", "message_id"),
+    schema="ops",
+)
+
+# Answers to csflow's own post-training survey page (/survey/<token>): one per
+# contact and training. The marts read them beside the landing file's.
+survey_responses = sa.Table(
+    "survey_responses",
+    metadata,
+    sa.Column("response_id", sa.BigInteger, primary_key=True),
+    sa.Column("action_id", sa.BigInteger),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("contact_id", sa.Text, nullable=False),
+    sa.Column("training_id", sa.Text, nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("responded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("score between 0 and 10", name="survey_responses_score_check"),
+    sa.UniqueConstraint("training_id", "contact_id", name="survey_responses_training_id_contact_id_key"),
     schema="ops",
 )
 

@@ -26,7 +26,6 @@ from urllib.parse import quote
 
 import jinja2
 import sqlalchemy as sa
-import yaml
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,15 +36,16 @@ from csflow import charts, tokens, workspace
 from csflow.addresses import is_address, normalized
 from csflow.config import PROJECT_DIR, Settings
 from csflow.dbt import dbt_var
+from csflow.links import SURVEY_SCORES, read_survey_token
 from csflow.outbox import Message, queue_messages
 from csflow.outcomes import OUTCOMES
 from csflow.render import money
+from csflow.texts import all_texts, translator
 from csflow.workspace import NotAllowed, RateLimited, User
 
 SESSION_COOKIE = "csflow_session"
 SESSION_HOURS = 12
 TASK_ACTIONS = ("complete", "snooze", "reassign")
-LOCALES_DIR = PROJECT_DIR / "templates" / "locales"
 WEB_TEMPLATES = PROJECT_DIR / "templates" / "web"
 
 
@@ -54,17 +54,12 @@ def _points(rows: list[dict[str, Any]], x: str, y: str, scale: float = 1) -> lis
     return [(r[x], None if r[y] is None else float(r[y]) * scale) for r in rows]
 
 
-def _texts() -> dict[str, dict[str, str]]:
-    return {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(LOCALES_DIR.glob("*.yml"))}
-
-
 class Web:
     """The app's state: settings, the warehouse's engine, templates and texts."""
 
     def __init__(self, settings: Settings, engine: sa.Engine):
         self.settings = settings
         self.engine = engine
-        self.texts = _texts()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(WEB_TEMPLATES),
             autoescape=True,
@@ -87,7 +82,7 @@ class Web:
         if customer:
             wanted = request.headers.get("accept-language", "").lower()
             return "ja" if wanted.startswith("ja") else "en"
-        return self.settings.internal_locale if self.settings.internal_locale in self.texts else "en"
+        return self.settings.internal_locale if self.settings.internal_locale in all_texts() else "en"
 
     def address(self, request: Request) -> str | None:
         header = self.settings.workspace_trusted_header
@@ -111,20 +106,11 @@ class Web:
 
     # -- rendering ----------------------------------------------------------
 
-    def texts_for(self, locale: str) -> Callable[..., str]:
-        """t(key, **values): the locale's text (English where it has none), values filled in."""
-        texts = {**self.texts["en"], **self.texts.get(locale, {})}
-
-        def t(key: str, **values: Any) -> str:
-            return texts[key].format(**values)
-
-        return t
-
     def page(
         self, request: Request, template: str, status: int = 200, customer: bool = False, **context: Any
     ) -> HTMLResponse:
         locale = self.locale(request, customer)
-        t = self.texts_for(locale)
+        t = translator(locale)
         user = None if customer else context.pop("user", None)
         context.setdefault("active", "")
         context.setdefault("brand", None)  # customers' pages carry the sender's name, not the tool's
@@ -215,7 +201,7 @@ def signin(web: Web, request: Request, form: dict[str, str]) -> Response:
 
 
 def _signin_message(web: Web, request: Request, address: str, token: str) -> Message:
-    t = web.texts_for(web.locale(request))
+    t = translator(web.locale(request))
     link = tokens.link(web.settings.link("signin"), token)
     body = t("signin_email_body", link=link, minutes=workspace.SIGNIN_MINUTES)
     return Message(
@@ -355,7 +341,7 @@ def kpis_page(web: Web, request: Request, user: User, form: dict[str, str]) -> R
 
 
 # --------------------------------------------------------------------------
-# Links in email: outcomes and unsubscribes. A GET only shows a page with a
+# Links in email: outcomes, unsubscribes and survey scores. A GET only shows a page with a
 # button: mail scanners fetch links, and a fetch must change nothing.
 
 
@@ -408,11 +394,42 @@ def unsubscribe_link(web: Web, request: Request, form: dict[str, str]) -> Respon
         request,
         "unsubscribe.html",
         customer=True,
-        brand=web.settings.from_name,
+        brand=web.settings.company_name,
         address=address,
         token=token,
         state=state,
         undoable=undoable,
+    )
+
+
+@_public
+def survey_link(web: Web, request: Request, form: dict[str, str]) -> Response:
+    """A score link of the post-training survey: confirm the score, add a comment, record once."""
+    token = request.path_params["token"]
+    try:
+        answer = read_survey_token(web.settings, token)
+    except tokens.TokenError as exc:
+        return web.page(request, "message.html", status=400, customer=True, title_key="nothing_recorded", text=str(exc))
+    with web.engine.begin() as conn:
+        given = workspace.survey_response(conn, answer)
+        score = answer.score
+        if request.method == "POST" and given is None:
+            chosen = form.get("score", "")
+            score = int(chosen) if chosen.isdigit() and int(chosen) in SURVEY_SCORES else answer.score
+            comment = form.get("comment", "").strip()[:4000] or None
+            workspace.record_survey_response(conn, answer, score, comment)
+            state = "thanks"
+        else:
+            state = "answered" if given else "confirm"
+    return web.page(
+        request,
+        "survey.html",
+        customer=True,
+        brand=web.settings.company_name,
+        token=token,
+        state=state,
+        score=given["score"] if given else score,
+        scores=SURVEY_SCORES,
     )
 
 
@@ -464,6 +481,7 @@ def create_app(settings: Settings, engine: sa.Engine) -> Starlette:
             Route("/outcome/{token}", outcome_link, methods=["GET", "POST"]),
             Route("/unsubscribe/{token}", unsubscribe_link, methods=["GET", "POST"]),
             Route("/unsubscribe/{token}/{undo}", unsubscribe_link, methods=["POST"]),
+            Route("/survey/{token}", survey_link, methods=["GET", "POST"]),
             Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
         ],
         exception_handlers={404: _not_found_handler},

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from csflow.addresses import is_address, normalized
 from csflow.audit import audit
 from csflow.config import Settings
+from csflow.links import SURVEY_SCORES, SurveyAnswer
 from csflow.outcomes import set_outcome
 from csflow.suppressions import suppress
 
@@ -288,6 +289,39 @@ def is_suppressed(conn: sa.Connection, address: str) -> str | None:
     return conn.execute(
         sa.text("select reason from ops.suppressions where address = :a"), {"a": normalized(address)}
     ).scalar()
+
+
+def survey_response(conn: sa.Connection, answer: SurveyAnswer) -> dict[str, Any] | None:
+    """The answer already given by this contact about this training, if any."""
+    row = (
+        conn.execute(
+            sa.text(
+                "select score, comment, responded_at from ops.survey_responses "
+                "where training_id = :t and contact_id = :c"
+            ),
+            {"t": answer.training_id, "c": answer.contact_id},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def record_survey_response(conn: sa.Connection, answer: SurveyAnswer, score: int, comment: str | None) -> bool:
+    """Record a survey answer once per contact and training; False when one was already recorded."""
+    if score not in SURVEY_SCORES:
+        raise ValueError(f"score {score} is not 0-10")
+    added = conn.execute(
+        sa.text(
+            """insert into ops.survey_responses (action_id, account_id, contact_id, training_id, score, comment)
+               values (:action_id, :account_id, :contact_id, :training_id, :score, :comment)
+               on conflict (training_id, contact_id) do nothing"""
+        ),
+        {**answer.__dict__, "score": score, "comment": comment},
+    ).rowcount
+    actor = f"contact:{answer.contact_id}"
+    audit(conn, actor, "answered survey", "training", answer.training_id, score=score, new=bool(added))
+    return bool(added)
 
 
 # --------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def marts_engine(built_marts) -> Iterator[sa.Engine]:
         conn.execute(
             sa.text(
                 "truncate ops.outbox, ops.tasks, ops.playbook_actions, ops.suppressions, ops.audit_log, "
-                "ops.signin_links, ops.signin_attempts, ops.message_events cascade"
+                "ops.signin_links, ops.signin_attempts, ops.message_events, ops.survey_responses cascade"
             )
         )
     yield eng

@@ -219,7 +219,7 @@ def test_an_outcome_button_in_a_real_alert_email_records_only_when_pressed(chrom
     alert = next(m for m in emails(served.settings.outbox_dir) if html_links(m, "/outcome/"))
     buttons = html_links(alert, "/outcome/")
     assert len(buttons) == 4
-    action = int(re.search(r"action (\d+)", alert.get_body(preferencelist=("html",)).get_content()).group(1))
+    action = int(re.search(r"· #(\d+)", alert.get_body(preferencelist=("html",)).get_content()).group(1))
 
     for link in buttons:  # a mail scanner fetches every link in the message
         assert httpx.get(link).status_code == 200
@@ -309,3 +309,51 @@ def test_japanese_pages_render_for_a_japanese_team(chromium, serve, shots) -> No
 def rows(engine: sa.Engine, sql: str, **params: object) -> list:
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).all()
+
+
+def test_a_customer_answers_the_survey_from_the_email_on_a_phone(chromium, serve, shots) -> None:
+    served = serve(company_name="Acme SaaS K.K.")
+    engine = served.engine
+    deliver_outbox(engine, served.settings)
+    survey = next(m for m in emails(served.settings.outbox_dir) if html_links(m, "/survey/"))
+    links = html_links(survey, "/survey/")
+    assert len(links) == 11
+
+    page = chromium.new_page(viewport={"width": 390, "height": 844}, locale="en-US")
+    page.goto(links[7])  # the button "7" in the email
+    page.screenshot(path=str(shots / "survey.phone.png"), full_page=True)
+    assert page.locator("header .brand").inner_text() == "Acme SaaS K.K."
+    assert page.locator("input[name=score][value='7']").is_checked()
+    assert no_sideways_scroll(page)
+    assert one(engine, "select count(*) from ops.survey_responses")[0] == 0  # opening the link records nothing
+    page.locator("label", has_text="10").click()  # changes their mind on the page
+    page.fill("textarea[name=comment]", "Great trainer. More on the API next time.")
+    page.locator("button", has_text="Send my answer").click()
+    page.wait_for_selector("text=your answer (10 out of 10) is recorded")
+    page.screenshot(path=str(shots / "survey.thanks.png"))
+    assert one(engine, "select score, comment from ops.survey_responses") == (10, "Great trainer. More on the API next time.")
+
+    page.goto(links[2])  # a second click in the email changes nothing
+    page.wait_for_selector("text=We already have your answer (10 out of 10)")
+    assert one(engine, "select count(*) from ops.survey_responses")[0] == 1
+
+
+def test_the_outbox_index_lists_every_message_by_kind_and_play_and_filters_as_you_type(chromium, serve, shots) -> None:
+    served = serve()
+    deliver_outbox(served.engine, served.settings)
+    page = chromium.new_page()
+    page.goto((served.settings.outbox_dir / "index.html").resolve().as_uri())
+    headers = page.locator("#messages th").all_inner_texts()
+    assert headers == ["written", "kind", "play", "to", "subject", "raw"]
+    rows = page.locator("#messages tr + tr")
+    total = rows.count()
+    assert total == len(list(served.settings.outbox_dir.glob("*.eml")))
+    page.fill("#filter", "usage_decline")
+    visible = [r for r in rows.all() if r.is_visible()]
+    assert 0 < len(visible) < total
+    assert all(r.locator("td").nth(2).inner_text() == "usage_decline" for r in visible)
+    page.fill("#filter", "playbook usage_decline no-such-word")
+    assert not any(r.is_visible() for r in rows.all())
+    page.fill("#filter", "")
+    assert sum(r.is_visible() for r in rows.all()) == total
+    page.screenshot(path=str(shots / "outbox-index.png"))

@@ -280,7 +280,7 @@ def test_csm_alerts_carry_outcome_buttons_and_the_account_page(site) -> None:
     html, text = next(
         (html, text)
         for html, text in map(bodies, sorted(settings.outbox_dir.glob("*.eml")))
-        if "csflow renewal_alert" in html
+        if "Renewal coming up" in html
     )
     for body in (html, text):
         assert len(re.findall(r"http://127\.0\.0\.1:8080/outcome/[\w%.-]+", body)) == 4

@@ -332,6 +332,11 @@ JP_GIVEN_NAMES = (
 EN_FIRST_NAMES = ("Emily", "James", "Olivia", "Liam", "Sophia", "Noah", "Mia", "Lucas", "Chloe", "Ethan")
 
 
+# The demo's CSMs, by number (csm01 is the first): customer email is signed with these.
+CSM_NAMES = (
+    "Yui Tanaka", "Kenji Sato", "Emma Clark", "Haruto Suzuki", "Olivia Brown", "Sakura Ito",
+    "Liam Walker", "Mei Kobayashi", "Noah Garcia", "Aoi Yamamoto", "Ava Martin", "Ren Nakamura",
+)
 EN_LAST_NAMES = ("Smith", "Clark", "Nguyen", "Garcia", "Schmidt", "Brown", "Taylor", "Lee", "Martin", "Walker")
 
 

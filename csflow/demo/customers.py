@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from csflow.demo.catalogue import (
     CATALOGUE,
     CROSS_SELL_PRODUCTS,
+    CSM_NAMES,
     DAY,
     EN_FIRST_NAMES,
     EN_LAST_NAMES,
@@ -58,6 +59,7 @@ def _accounts(run: _Run, chunk: _Chunk) -> pa.Table:
         plan=_pick(PLANS, chunk.plan),
         region=_pick(REGIONS, chunk.region),
         fiscal_year_end_month=_ints(chunk.fiscal_month, valid=chunk.fiscal_month > 0),
+        owner_name=_pick(CSM_NAMES, (chunk.csm - 1) % len(CSM_NAMES)),
     )
 
 

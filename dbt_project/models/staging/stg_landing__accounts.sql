@@ -19,6 +19,7 @@ renamed as (
         plan,
         region,
         cast(fiscal_year_end_month as integer) as fiscal_year_end_month,
+        owner_name,
 
         -- load bookkeeping
         cast(_load_id as bigint) as load_id,

@@ -20,7 +20,7 @@ contacts as (
 
 survey_responses as (
 
-    select * from {{ ref('stg_landing__survey_responses') }}
+    select * from {{ ref('int_survey_responses_unioned') }}
 
 ),
 

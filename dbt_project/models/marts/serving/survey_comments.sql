@@ -7,7 +7,7 @@ with
 
 responses as (
 
-    select * from {{ ref('stg_landing__survey_responses') }}
+    select * from {{ ref('int_survey_responses_unioned') }}
 
 ),
 

@@ -1,0 +1,55 @@
+"""Words and dates in the reader's language, for email and the workspace alike.
+
+Texts live in templates/locales/<locale>.yml (keys shared; a key missing in a
+locale falls back to English); `{name}` in a text is filled in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+import yaml
+
+from csflow.config import PROJECT_DIR
+
+LOCALES_DIR = PROJECT_DIR / "templates" / "locales"
+
+
+@cache
+def all_texts() -> dict[str, dict[str, str]]:
+    """locale -> key -> text, read once per process."""
+    return {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(LOCALES_DIR.glob("*.yml"))}
+
+
+def translator(locale: str) -> Callable[..., str]:
+    """t(key, **values): the locale's text (English where it has none), values filled in."""
+    texts = {**all_texts()["en"], **all_texts().get(locale, {})}
+
+    def t(key: str, **values: Any) -> str:
+        return texts[key].format(**values)
+
+    return t
+
+
+def word(kind: str, code: Any, locale: str) -> str:
+    """A code's name in words (`priority` `high` -> "High priority"); the code itself when unnamed."""
+    if code is None:
+        return ""
+    texts = {**all_texts()["en"], **all_texts().get(locale, {})}
+    return texts.get(f"{kind}_{code}", str(code))
+
+
+def long_date(value: Any, locale: str) -> str:
+    """A date as people write it: 2027年2月1日 in Japanese, 1 February 2027 in English."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    if locale == "ja":
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value.day} {value:%B} {value.year}"
