@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -159,6 +159,21 @@ def test_nothing_happens_after_as_of(frames: dict[str, pd.DataFrame]) -> None:
     # Dates of things that already happened (end_date and due_date may lie ahead).
     for name, column in [("accounts", "created_date"), ("trainings", "session_date"), ("invoices", "paid_date")]:
         assert (frames[name][column].dropna() <= AS_OF.isoformat()).all(), f"{name}.{column}"
+
+
+def test_data_generated_this_morning_in_tokyo_holds_nothing_after_the_moment_it_was_made(tmp_path: Path) -> None:
+    """The demo runs for today (Tokyo) at 06:31 UTC, when it is still yesterday in California:
+    accounts west of Tokyo may not have activity on as_of yet, and never in the future."""
+    made = datetime(2026, 12, 1, 6, 31, tzinfo=UTC)
+    gen.generate(tmp_path, 150, SEED, date(2026, 12, 1), not_after=made)
+    latest = {}
+    for name, entity in ENTITIES.items():
+        frame = _read(tmp_path / f"{name}.csv").to_pandas()
+        for column in entity.columns:
+            if column.kind == "timestamp" and frame[column.name].notna().any():
+                latest[f"{name}.{column.name}"] = _utc(frame[column.name].dropna()).max()
+    assert latest and all(at <= pd.Timestamp(made) for at in latest.values()), latest
+    assert max(latest.values()) > pd.Timestamp(made) - pd.Timedelta(hours=8)  # today's activity is there
 
 
 def test_timestamps_mix_offsets(frames: dict[str, pd.DataFrame]) -> None:

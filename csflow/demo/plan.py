@@ -219,7 +219,9 @@ def _plan_chunk(run: _Run, first: int, size: int, rng: np.random.Generator) -> _
     stop_day = np.where(churned, end_day, run.as_of_day)
     limit = run.as_of_day * DAY + DAY - 1 + np.minimum(0, OFFSET_SECONDS[offset])
     if run.not_after is not None:
-        limit = np.maximum(run.as_of_day * DAY, np.minimum(limit, run.not_after + OFFSET_SECONDS[offset]))
+        # Where as_of has not begun yet (west of the run's time zone), the limit falls on the day
+        # before it: such an account has no activity on as_of, rather than activity in the future.
+        limit = np.minimum(limit, run.not_after + OFFSET_SECONDS[offset])
 
     active = ~churned
     history = run.as_of_day - start_day  # days of activity before as_of

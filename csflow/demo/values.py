@@ -160,10 +160,15 @@ def _office_seconds(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _local_times(run: _Run, chunk: _Chunk, a: np.ndarray, day: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Local timestamps; on as_of itself, times are squeezed before the account's limit (keeping their order)."""
-    cutoff = chunk.limit[a] - run.as_of_day * DAY  # last second of as_of the account may use
+    """Local timestamps; on as_of itself, times are squeezed before the account's limit (keeping their order).
+
+    Where as_of has not begun yet at the moment of generation (an account west of the run's
+    time zone), its as_of rows land on the limit itself, the evening before: never later.
+    """
+    limit = chunk.limit[a]
+    cutoff = np.maximum(limit - run.as_of_day * DAY, 0)  # last second of as_of the account may use
     second = np.where(day == run.as_of_day, second * (cutoff + 1) // DAY, second)
-    return day * DAY + second
+    return np.minimum(day * DAY + second, limit)
 
 
 def _distinct_times(a: np.ndarray, lt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
