@@ -10,11 +10,12 @@ records it. Per play, one transaction:
    (playbook, occasion_key) is unique, so only new occasions come back,
 4. for those, create ops.tasks and queue rendered messages in ops.outbox.
 
-Customer-facing rules are held (not fired, so they fire on a later run) for
-one reason at a time, counted per play: a closed validation gate (the data
-cannot be trusted), a backfill of a past date (an occasion still current
-fires when today's run sees it; one that has passed is not emailed late), or
-settings that would let anyone forge the unsubscribe links. Customer email
+Rules are held (not fired, so they fire on a later run) for one reason at a
+time, counted per play (Holds): customer-facing ones while the validation gate
+is closed (the data cannot be trusted) or the settings would let anyone forge
+the unsubscribe links; every rule on a backfill's past date (an occasion still
+current fires when today's run sees it; one that has passed is not emailed
+late, to customers or CSMs). Customer email
 never goes to a suppressed address (csflow.suppressions).
 """
 
@@ -180,6 +181,19 @@ def check_audiences(config: PlaybookConfig, path: Path, models: dict[str, set[st
 # Running the plays
 
 
+@dataclass(frozen=True)
+class Holds:
+    """Why rules may not fire now (held, so they fire on a later run), one reason at a time:
+    customer-facing rules (a closed gate, settings that would let links be forged), or every
+    rule (a past date: neither customers nor CSMs are told about occasions late)."""
+
+    customer: str | None = None
+    every: str | None = None
+
+    def reason(self, rule: Rule) -> str | None:
+        return self.every or (self.customer if rule.customer_facing else None)
+
+
 @dataclass
 class PlayResult:
     playbook: str
@@ -318,7 +332,7 @@ def plan_firings(
     play: Playbook,
     rows: list[dict[str, Any]],
     cooling: set[str],
-    customer_hold: str | None,
+    holds: Holds,
     directory: _Directory,
     settings: Settings,
     result: PlayResult,
@@ -333,8 +347,9 @@ def plan_firings(
         if rule is None:
             result.unmatched += 1
             continue
-        if rule.customer_facing and customer_hold:
-            result.held[customer_hold] = result.held.get(customer_hold, 0) + 1
+        held = holds.reason(rule)
+        if held:
+            result.held[held] = result.held.get(held, 0) + 1
             continue
         people, why_nobody = _recipients(rule, row, directory, settings) if rule.recipients else ([], "")
         planned.append(_Planned(row, rule, people, why_nobody))
@@ -469,12 +484,12 @@ def run_play(
     settings: Settings,
     renderer: Renderer,
     as_of: date,
-    customer_hold: str | None,
+    holds: Holds,
     directory: _Directory,
 ) -> PlayResult:
     """Fire one play in one transaction: plan, record, then open tasks and queue email for the new firings.
 
-    customer_hold, when given, is why its customer-facing rules may not fire now.
+    holds: why rules may not fire now, if any may not.
     """
     result = PlayResult(play.name)
     with engine.begin() as conn:
@@ -484,7 +499,7 @@ def run_play(
             return result
         result.candidates = len(rows)
         rows = [{**row, **config.catalogue.ladder(row["plan"])} if "plan" in row else row for row in rows]
-        planned = plan_firings(play, rows, _cooling_down(conn, play, as_of), customer_hold, directory, settings, result)
+        planned = plan_firings(play, rows, _cooling_down(conn, play, as_of), holds, directory, settings, result)
         if not planned:
             return result
         new_actions = record_firings(conn, play, as_of, planned)
@@ -512,24 +527,23 @@ def run_playbooks(
     as_of: date,
     gate_open: bool,
     config: PlaybookConfig | None = None,
-    customer_email: bool = True,
+    past_date: bool = False,
 ) -> list[PlayResult]:
     """Run every play of playbooks.yml for one as_of; see the module docstring.
 
-    customer_email=False holds customer-facing rules (a backfill of past dates).
+    past_date=True (a backfill's past dates) holds every play: nobody is told late.
     """
     config = config or load_playbooks(settings.playbooks_file, Renderer())
     renderer = Renderer(catalogue=config.catalogue)
-    customer_hold = (
-        (None if gate_open else GATE_CLOSED)
-        or (None if customer_email else PAST_DATE)
-        or settings.customer_email_refusal()
+    holds = Holds(
+        customer=(None if gate_open else GATE_CLOSED) or settings.customer_email_refusal(),
+        every=PAST_DATE if past_date else None,
     )
     with engine.begin() as conn:
         sync_from_contacts(conn)
         directory = _Directory.load(conn)
     return [
-        run_play(engine, play, config, settings, renderer, as_of, customer_hold, directory) for play in config.playbooks
+        run_play(engine, play, config, settings, renderer, as_of, holds, directory) for play in config.playbooks
     ]
 
 

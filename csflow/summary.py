@@ -27,7 +27,7 @@ class RunSummary:
     dbt: DbtResult
     validation: ValidationReport
     playbooks: list[PlayResult]
-    customer_email: bool  # False: customer-facing plays held (a past date in a backfill)
+    past_date: bool  # True: every play held (a past date in a backfill)
     sent: bool  # False: messages queued, not delivered
     delivery: DeliveryReport
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
@@ -70,8 +70,8 @@ class RunSummary:
             lines += ["", f"Outcomes: {o.recorded} recorded, {o.unchanged} unchanged, {len(o.rejects)} rejected"]
         lines += ["", f"## dbt build\n\n{self.dbt.summary()}", "", self.validation.summary_markdown(), ""]
         lines += ["## Playbooks", ""]
-        if not self.customer_email:
-            lines += ["Customer email held: a past date in a backfill.", ""]
+        if self.past_date:
+            lines += ["Plays held: a past date in a backfill (nobody is told late).", ""]
         lines += ["| playbook | fired | messages | tasks | held (customer email) |", "|---|---|---|---|---|"]
         for p in self.playbooks:
             held = "; ".join(f"{n}: {why}" for why, n in p.held.items())

@@ -1,10 +1,10 @@
 """Backfill: run the pipeline for a range of past dates, oldest first.
 
 Each date is a full run of `run_pipeline` (a subflow) on the same landing
-folder, which is loaded once, for the first date. Past dates do not email
-customers unless asked: their customer-facing plays are held, not recorded,
-so an occasion that is still current fires on today's run, and one that has
-passed is not emailed late. Internal alerts, tasks and the KPI history are
+folder, which is loaded once, for the first date. Past dates fire no plays
+unless asked: they are held, not recorded, so an occasion that is still
+current fires on today's run, and one that has passed is not emailed late,
+to customers or CSMs. The marts, the health history and the KPI history are
 built as they would have been. The playbook ledger makes a backfill safe to
 repeat or to overlap with the nightly runs: no occasion fires twice.
 """
@@ -42,7 +42,7 @@ def backfill(
     start: date,
     end: date,
     landing_dir: str | None = None,
-    send_customer_email: bool = False,
+    fire_past_dates: bool = False,
 ) -> list[dict[str, Any]]:
     """Run run_pipeline for every date from start to end (inclusive), oldest first.
 
@@ -53,14 +53,14 @@ def backfill(
     today = datetime.now(settings.tz).date()
     dates = backfill_dates(start, end, today)
     logger = get_run_logger()
-    logger.info("backfill %s..%s: %d run(s), customer email for past dates: %s", start, end, len(dates), send_customer_email)
+    logger.info("backfill %s..%s: %d run(s), plays fired for past dates: %s", start, end, len(dates), fire_past_dates)
     rows = []
     for i, day in enumerate(dates):
         summary = run_pipeline(
             as_of=day,
             landing_dir=landing_dir,
             send=True,
-            customer_email=send_customer_email or day >= today,
+            past_date=day < today and not fire_past_dates,
             ingest=i == 0,
         )
         rows.append(

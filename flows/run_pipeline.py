@@ -83,10 +83,10 @@ def data_docs_task(report: ValidationReport, out_dir: Path) -> str:
 # Playbooks are safe to retry: the ledger fires each occasion once.
 @task(name="playbooks", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def playbooks_task(
-    warehouse: Warehouse, settings: Settings, as_of: date, gate_open: bool, customer_email: bool = True
+    warehouse: Warehouse, settings: Settings, as_of: date, gate_open: bool, past_date: bool = False
 ) -> list[PlayResult]:
     with warehouse.connected() as engine:
-        return run_playbooks(engine, settings, as_of, gate_open, customer_email=customer_email)
+        return run_playbooks(engine, settings, as_of, gate_open, past_date=past_date)
 
 
 @task(name="alert data team", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -136,13 +136,13 @@ def run_pipeline(
     as_of: date | None = None,
     landing_dir: str | None = None,
     send: bool = True,
-    customer_email: bool = True,
+    past_date: bool = False,
     ingest: bool = True,
 ) -> RunSummary:
     """One logical date: ingest, build, validate, act and deliver.
 
-    send=False queues messages without delivering them; customer_email=False
-    holds customer-facing plays (a backfill of past dates); ingest=False skips
+    send=False queues messages without delivering them; past_date=True
+    holds every play (a backfill's past dates: nobody is told late); ingest=False skips
     loading (a backfill loads the landing folder once, for its first date).
     """
     settings = load_settings()
@@ -151,7 +151,7 @@ def run_pipeline(
     preflight(settings, landing if ingest else None)  # a mistake in the set-up fails before anything loads
     run_id = str(flow_run.get_id() or "local")
     logger = get_run_logger()
-    logger.info("run_pipeline as_of=%s landing=%s send=%s customer_email=%s", as_of_date, landing, send, customer_email)
+    logger.info("run_pipeline as_of=%s landing=%s send=%s past_date=%s", as_of_date, landing, send, past_date)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -176,7 +176,7 @@ def run_pipeline(
         lap("validate")
         # Data Docs are for people, not for the gate: build them alongside the rest.
         docs = data_docs_task.submit(validation, settings.state_dir.resolve() / "data_docs")
-        plays = playbooks_task(warehouse, settings, as_of_date, validation.gate_open, customer_email)
+        plays = playbooks_task(warehouse, settings, as_of_date, validation.gate_open, past_date)
         if not validation.gate_open:
             alert_data_team_task(warehouse, settings, as_of_date, run_id, validation.failures_text())
         lap("playbooks")
@@ -190,7 +190,7 @@ def run_pipeline(
         publish_firings_task(warehouse, as_of_date)
     summary = RunSummary(
         as_of=as_of_date, ingested=ingest, ingest=report, outcomes=outcomes, dbt=dbt_result, validation=validation,
-        playbooks=plays, customer_email=customer_email, sent=send, delivery=delivery, timings=timings,
+        playbooks=plays, past_date=past_date, sent=send, delivery=delivery, timings=timings,
         data_docs=docs_index,
     )
     create_markdown_artifact(key="run-summary", markdown=summary.markdown(), description=f"csflow {as_of_date}")
