@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from csflow.config import Settings, load_settings  # noqa: E402
+from csflow.config import PROJECT_DIR, Settings, load_settings  # noqa: E402
 from csflow.mailers import FileMailer, SendGridMailer  # noqa: E402
 from csflow.outbox import Mailer, Message, RetryPolicy, deliver, queue_messages  # noqa: E402
+from csflow.playbooks import load_playbooks  # noqa: E402
 from csflow.render import Renderer  # noqa: E402
 
 BATCH = 1_000
@@ -57,6 +58,9 @@ def contexts(n: int) -> list[tuple[str, dict]]:
                     "account_name": f"株式会社サンプル{i}" if japanese else f"Sample Corp {i}",
                     "recipient_name": f"山田 太郎{i}" if japanese else f"Alex Smith {i}",
                     "plan": "professional",
+                    "next_plan": "enterprise",
+                    "company_name": "Example Co.",
+                    "csm_name": f"CSM {i % 25:02d}",
                     "end_date": (as_of + timedelta(days=60 + i % 60)).isoformat(),
                     "owner_email": f"csm{i % 25:02d}@example.com",
                     "unsubscribe_url": f"https://cs.example.com/unsubscribe/token{i}",
@@ -67,7 +71,7 @@ def contexts(n: int) -> list[tuple[str, dict]]:
 
 
 def queue_all(engine: sa.Engine, n: int) -> float:
-    renderer = Renderer()
+    renderer = Renderer(catalogue=load_playbooks(PROJECT_DIR / "playbooks.yml").catalogue)
     start = time.perf_counter()
     items = contexts(n)
     for offset in range(0, len(items), BATCH):
@@ -87,6 +91,8 @@ def queue_all(engine: sa.Engine, n: int) -> float:
                     playbook="renewal_alert",
                     is_customer_facing=True,
                     unsubscribe_url=ctx["unsubscribe_url"],
+                    from_name="Example Co.",
+                    reply_to=ctx["owner_email"],
                 )
             )
         with engine.begin() as conn:

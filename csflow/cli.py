@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # Quiet by default: no telemetry from dbt or Prefect's server.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Without a Prefect server, each command starts a temporary one; on a new machine
+# it first creates its database, which takes longer than Prefect's 20 s default.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 app = typer.Typer(
     help=(
@@ -248,11 +251,13 @@ def demo(
     """Generate a demo data set, run the whole pipeline on it, and show where to look."""
     from csflow.dbt import relation_counts
     from csflow.demo import generate as run_generate
+    from csflow.doctor import checked_playbooks
     from csflow.run_context import parse_as_of
     from csflow.warehouse import open_warehouse
 
     settings = _settings()
     day = parse_as_of(as_of, settings)
+    checked_playbooks(settings)  # a mistake there is one line now, not after the data is generated
     console.rule("[bold]csflow demo")
     console.print(Text(f"1/3 Generating {accounts} accounts of demo data into {out} (as_of {day})"))
     out.mkdir(parents=True, exist_ok=True)
@@ -320,26 +325,35 @@ def _busiest_csm(engine: Any) -> str | None:
 
 
 def _tour(engine: Any, as_of: date) -> None:
-    """What a CS lead would look at first: renewals to prepare, accounts at risk, KPIs."""
+    """What a CS lead would look at first: renewals to prepare, accounts at risk, KPIs.
+
+    Sized for 80 columns: ids, dates and figures never wrap or cut; names fold.
+    """
     import sqlalchemy as sa
 
+    from csflow.dbt import dbt_var
+    from csflow.render import money
+
+    base = dbt_var("base_currency")
     queries = {
         "Top renewals in the upsell window (2-4 months)": (
-            "select account_id, account_name, end_date, days_to_renewal, arr, currency, arr_base, priority "
+            "select account_id, account_name, end_date, days_to_renewal as days, arr_base "
             "from marts.audience_renewal_alert order by arr_base desc nulls last limit 5",
             {},
         ),
         "Red accounts": (
-            "select h.account_id, a.account_name, round(h.health_score, 1) as health_score, "
-            "round(h.score_change_30d, 1) as change_30d, a.owner_email "
+            "select h.account_id, a.account_name, round(h.health_score) as health, a.owner_email as csm "
             "from marts.account_health h join marts.account_directory a using (account_id) "
             "where h.as_of_date = :as_of and h.health_band = 'red' order by h.health_score limit 5",
             {"as_of": as_of},
         ),
-        "KPIs, last 6 months": (
-            "select month, active_accounts_start as active, churned_accounts as churned, "
-            "round(logo_retention_rate, 3) as logo_retention, round(gross_revenue_retention, 3) as grr, "
-            "round(net_revenue_retention, 3) as nrr, round(nps, 1) as nps, round(csat_avg, 2) as csat "
+        "KPIs, last 6 months (* partial)": (
+            "select to_char(month, 'YYYY-MM') || case when is_complete_month then '' else '*' end as month, "
+            "active_accounts_start as active, churned_accounts as churned, "
+            "to_char(100 * logo_retention_rate, 'FM990.0') || '%' as logo, "
+            "to_char(100 * gross_revenue_retention, 'FM990.0') || '%' as grr, "
+            "to_char(100 * net_revenue_retention, 'FM990.0') || '%' as nrr, "
+            "round(nps) as nps, round(csat_avg, 1) as csat "
             "from marts.kpi_monthly order by month desc limit 6",
             {},
         ),
@@ -347,9 +361,18 @@ def _tour(engine: Any, as_of: date) -> None:
     with engine.connect() as conn:
         for title, (sql, params) in queries.items():
             result = conn.execute(sa.text(sql), params)
-            table = Table(*result.keys(), title=title)
-            for row in result:
-                table.add_row(*cells(*row))
+            table = Table(title=title)
+            columns = list(result.keys())
+            for name in columns:
+                if name == "arr_base":
+                    table.add_column(f"ARR ({base})", justify="right", no_wrap=True)
+                elif name == "account_name":
+                    table.add_column("account", overflow="fold", ratio=1)
+                else:
+                    table.add_column(name, no_wrap=True, justify="left" if name in ("account_id", "month", "csm") else "right")
+            for row in result.mappings():
+                values = [money(v, base) if k == "arr_base" else v for k, v in row.items()]
+                table.add_row(*cells(*values))
             console.print(table)
 
 
@@ -520,6 +543,32 @@ def outcome(
         raise typer.Exit(1)
 
 
+@app.command()
+@user_errors
+def docs() -> None:
+    """Build the dbt project's documentation (models, columns, tests, lineage) as one HTML file
+    that opens from disk, with the warehouse's own column types (`dbt docs generate --static`).
+
+    Example: `csflow docs`, then open the file it names.
+    """
+    import shutil
+
+    from csflow.dbt import run_dbt
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    with open_warehouse(settings) as warehouse:
+        run_dbt(warehouse, settings, ["docs", "generate", "--static"], use_prefect=False)
+    built = settings.state_dir / "dbt" / "target" / "static_index.html"
+    out = settings.state_dir.resolve() / "docs" / "dbt.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, out)
+    console.print(Text(f"dbt docs: {out}"))
+    data_docs = settings.state_dir.resolve() / "data_docs" / "index.html"
+    if data_docs.exists():
+        console.print(Text(f"Data Docs of the latest run: {data_docs}"))
+
+
 SQL_TABLE_ROWS = 200  # rows a query prints as a table; --csv prints them all
 
 
@@ -581,9 +630,12 @@ def backfill(
     landing: Annotated[
         Path | None, typer.Option("--landing-dir", help="Landing folder (default: landing_dir / CSFLOW_LANDING_DIR).")
     ] = None,
-    send_customer_email: Annotated[
+    fire_past_dates: Annotated[
         bool,
-        typer.Option("--send-customer-email", help="Also email customers for past dates (normally held)."),
+        typer.Option(
+            "--fire-past-dates",
+            help="Also fire the plays of past dates: email customers and CSMs about occasions that may have passed.",
+        ),
     ] = False,
 ) -> None:
     """Run the pipeline for every date from START to END, oldest first.
@@ -602,7 +654,7 @@ def backfill(
         raise ValueError(f"backfill: dates must be YYYY-MM-DD, got {start!r} and {end!r}") from None
     backfill_dates(first, last, datetime.now(_settings().tz).date())  # a bad range fails here, before Prefect starts
     rows = backfill_flow(
-        start=first, end=last, landing_dir=str(landing) if landing else None, send_customer_email=send_customer_email
+        start=first, end=last, landing_dir=str(landing) if landing else None, fire_past_dates=fire_past_dates
     )
     table = Table("as_of", "gate", "fired", "held (past date)", "sent", "seconds", title="Backfill")
     for r in rows:

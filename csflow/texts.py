@@ -24,9 +24,15 @@ def all_texts() -> dict[str, dict[str, str]]:
     return {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(LOCALES_DIR.glob("*.yml"))}
 
 
+@cache
+def texts_in(locale: str) -> dict[str, str]:
+    """The locale's texts, English where it has none (built once per locale: email renders call it per message)."""
+    return {**all_texts()["en"], **all_texts().get(locale, {})}
+
+
 def translator(locale: str) -> Callable[..., str]:
     """t(key, **values): the locale's text (English where it has none), values filled in."""
-    texts = {**all_texts()["en"], **all_texts().get(locale, {})}
+    texts = texts_in(locale)
 
     def t(key: str, **values: Any) -> str:
         return texts[key].format(**values)
@@ -38,8 +44,7 @@ def word(kind: str, code: Any, locale: str) -> str:
     """A code's name in words (`priority` `high` -> "High priority"); the code itself when unnamed."""
     if code is None:
         return ""
-    texts = {**all_texts()["en"], **all_texts().get(locale, {})}
-    return texts.get(f"{kind}_{code}", str(code))
+    return texts_in(locale).get(f"{kind}_{code}", str(code))
 
 
 def long_date(value: Any, locale: str) -> str:

@@ -221,3 +221,13 @@ def test_sql_queries_the_warehouse_as_a_table_csv_or_psql(cli_env) -> None:
     )
     assert prompt.returncode == 0, prompt.stderr
     assert "answer" in prompt.stdout and "42" in prompt.stdout
+
+
+def test_docs_builds_one_html_file_that_opens_from_disk(cli_env) -> None:
+    result = runner.invoke(app, ["docs"])
+    assert result.exit_code == 0, result.output
+    page = cli_env.state_dir.resolve() / "docs" / "dbt.html"
+    assert "dbt docs:" in result.output and page.is_file()
+    html = page.read_text(encoding="utf-8")
+    # The static page carries the project's manifest and catalog inline (it opens from file://).
+    assert "model.csflow.account_health" in html and "model.csflow.audience_renewal_alert" in html
