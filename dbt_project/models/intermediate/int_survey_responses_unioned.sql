@@ -4,6 +4,10 @@
     in one shape. A contact who answered both ways is counted once per
     training by the models that ask "answered?"; scores of both are kept.
 -#}
+{%- set columns = [
+    'response_id', 'account_id', 'responded_at', 'survey_type', 'score', 'contact_id', 'comment', 'training_id'
+] %}
+
 with
 
 landing_responses as (
@@ -20,32 +24,12 @@ page_responses as (
 
 unioned as (
 
-    select
-        response_id,
-        account_id,
-        responded_at,
-        survey_type,
-        score,
-        contact_id,
-        comment,
-        training_id,
-        'landing' as answered_in
-
+    select {{ columns | join(', ') }}, 'landing' as answered_in
     from landing_responses
 
     union all
 
-    select
-        response_id,
-        account_id,
-        responded_at,
-        survey_type,
-        score,
-        contact_id,
-        comment,
-        training_id,
-        'survey_page' as answered_in
-
+    select {{ columns | join(', ') }}, 'survey_page' as answered_in
     from page_responses
 
 )
