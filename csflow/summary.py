@@ -103,7 +103,11 @@ class RunSummary:
         )
         if v.after_as_of:
             console.print(Text(f"rows after as_of, not used by this run: {v.after_as_of_text()}"))
-        plays = Table("playbook", "fired", "messages", "tasks", "held", title="Playbooks")
+        plays = Table(title="Playbooks")  # play names whole; the reasons held fold (80 columns)
+        plays.add_column("playbook", no_wrap=True)
+        for name in ("fired", "messages", "tasks"):
+            plays.add_column(name, justify="right", no_wrap=True)
+        plays.add_column("held", overflow="fold")
         for p in self.playbooks:
             plays.add_row(*cells(p.playbook, p.fired, p.messages, p.tasks, "; ".join(f"{n} {w}" for w, n in p.held.items())))
         console.print(plays)
