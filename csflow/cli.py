@@ -745,7 +745,7 @@ def doctor() -> None:
     from csflow.config import PROJECT_DIR
     from csflow.doctor import run_checks
 
-    checks = run_checks(_settings(), PROJECT_DIR)
+    checks = run_checks(load_settings(), PROJECT_DIR)  # its table lists unknown CSFLOW_* variables itself
     style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
     table = Table("check", "", "detail", title="csflow doctor")
     for c in checks:

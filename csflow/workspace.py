@@ -177,17 +177,14 @@ def task(conn: sa.Connection, user: User, task_id: int, today: date) -> dict[str
     """One task the user may see (theirs, or any for a team lead), open or done."""
     if not user.has_tasks:
         raise NotAllowed
-    row = (
-        conn.execute(
-            sa.text(_TASKS_SQL.format(extra="and t.task_id = :id")),
-            {"today": today, "all": user.is_lead, "me": user.address, "id": task_id},
-        )
-        .mappings()
-        .first()
+    row = _row(
+        conn,
+        _TASKS_SQL.format(extra="and t.task_id = :id"),
+        {"today": today, "all": user.is_lead, "me": user.address, "id": task_id},
     )
     if row is None:
         raise NotAllowed
-    return dict(row)
+    return row
 
 
 def _open_task(conn: sa.Connection, user: User, task_id: int) -> dict[str, Any]:
@@ -243,19 +240,13 @@ def reassign_task(conn: sa.Connection, settings: Settings, user: User, task_id: 
 
 
 def firing(conn: sa.Connection, action_id: int) -> dict[str, Any] | None:
-    row = (
-        conn.execute(
-            sa.text(
-                "select p.action_id, p.playbook, p.account_id, a.account_name, p.fired_at, p.outcome, p.recipient "
-                "from ops.playbook_actions p left join marts.account_directory a using (account_id) "
-                "where p.action_id = :id"
-            ),
-            {"id": action_id},
-        )
-        .mappings()
-        .first()
+    return _row(
+        conn,
+        "select p.action_id, p.playbook, p.account_id, a.account_name, p.fired_at, p.outcome, p.recipient "
+        "from ops.playbook_actions p left join marts.account_directory a using (account_id) "
+        "where p.action_id = :id",
+        {"id": action_id},
     )
-    return dict(row) if row else None
 
 
 def record_outcome_from_link(conn: sa.Connection, action_id: int, outcome: str) -> str | None:
@@ -293,18 +284,11 @@ def is_suppressed(conn: sa.Connection, address: str) -> str | None:
 
 def survey_response(conn: sa.Connection, answer: SurveyAnswer) -> dict[str, Any] | None:
     """The answer already given by this contact about this training, if any."""
-    row = (
-        conn.execute(
-            sa.text(
-                "select score, comment, responded_at from ops.survey_responses "
-                "where training_id = :t and contact_id = :c"
-            ),
-            {"t": answer.training_id, "c": answer.contact_id},
-        )
-        .mappings()
-        .first()
+    return _row(
+        conn,
+        "select score, comment, responded_at from ops.survey_responses where training_id = :t and contact_id = :c",
+        {"t": answer.training_id, "c": answer.contact_id},
     )
-    return dict(row) if row else None
 
 
 def record_survey_response(conn: sa.Connection, answer: SurveyAnswer, score: int, comment: str | None) -> bool:
@@ -332,19 +316,21 @@ def _rows(conn: sa.Connection, sql: str, params: dict[str, Any] | None = None) -
     return [dict(r) for r in conn.execute(sa.text(sql), params or {}).mappings()]
 
 
+def _row(conn: sa.Connection, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The first row of a query, or None."""
+    row = conn.execute(sa.text(sql), params).mappings().first()
+    return dict(row) if row else None
+
+
 def latest_as_of(conn: sa.Connection) -> date | None:
     return conn.execute(sa.text("select max(as_of_date) from marts.account_health")).scalar()
 
 
 def _visible_account(conn: sa.Connection, user: User, account_id: str) -> dict[str, Any]:
-    row = (
-        conn.execute(sa.text("select * from marts.account_directory where account_id = :id"), {"id": account_id})
-        .mappings()
-        .first()
-    )
+    row = _row(conn, "select * from marts.account_directory where account_id = :id", {"id": account_id})
     if row is None or not (user.sees_everything or normalized(row["owner_email"] or "") == user.address):
         raise NotAllowed
-    return dict(row)
+    return row
 
 
 def health_moves(
