@@ -185,42 +185,57 @@ class FileMailer(Mailer):
         self.outbox_dir = outbox_dir
         self.from_email = from_email
         self.from_name = from_name
-        # .eml name -> its index row (written, kind, play, to, subject), for this run's files
-        self._written: dict[str, list[str]] = {}
+        # file stem -> its index row (INDEX_COLUMNS but the links), for this run's messages
+        self._rows: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+
+    def _stem(self, message: Message) -> str:
+        return f"{message.message_id:06d}-{message.kind}-{_slug(message.subject)}"
+
+    def _note(self, message: Message, status: str) -> None:
+        when = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M")
+        row = [when, message.kind, message.playbook or "", message.to_email, status, message.subject]
+        with self._lock:
+            self._rows[self._stem(message)] = row
 
     def send(self, message: Message) -> SendResult:
         try:
             mime = build_mime(message, self.from_email, self.from_name).data
         except (ValueError, TypeError, UnicodeError, LookupError) as exc:
+            self._note(message, "failed: cannot build")
             return SendResult("failed", detail=f"cannot build the message: {exc}")
-        stem = os.path.join(self.outbox_dir, f"{message.message_id:06d}-{message.kind}-{_slug(message.subject)}")
+        stem = self._stem(message)
+        path = os.path.join(self.outbox_dir, stem)
         try:
-            if not self._written:
+            if not self._rows:
                 self.outbox_dir.mkdir(parents=True, exist_ok=True)
-            with open(f"{stem}.eml", "wb") as eml, open(f"{stem}.html", "wb") as page:
+            with open(f"{path}.eml", "wb") as eml, open(f"{path}.html", "wb") as page:
                 eml.write(mime)
                 page.write(standalone_html(message).encode("utf-8"))
         except OSError as exc:  # a full disk, a folder nobody may write: nothing was delivered
             return SendResult("failed", detail=f"cannot write to {self.outbox_dir}: {exc}", kind="cannot write")
-        name = os.path.basename(stem) + ".eml"
-        written = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M")
-        with self._lock:
-            self._written[name] = [written, message.kind, message.playbook or "", message.to_email, message.subject]
-        return SendResult("sent", provider_message_id=name)
+        self._note(message, "written")
+        return SendResult("sent", provider_message_id=stem + ".eml")
+
+    def skipped(self, message: Message) -> None:
+        self._note(message, "skipped: unsubscribed")
 
     def close(self) -> None:
-        if self._written:
-            self.write_index()
+        if self._rows:
+            try:
+                self.write_index()
+            except OSError as exc:  # the messages' own files are what counts; the index is a convenience
+                log.warning("could not write %s: %s", self.outbox_dir / "index.html", exc)
 
     def write_index(self) -> Path:
-        """outbox/index.html: every message in the folder, newest first, with links.
+        """outbox/index.html: every message the backend handled, newest first, with links.
 
-        Each .eml's row (when it was written, kind, play, recipient, subject) is
-        kept in outbox/.index.json: this run's files are known from sending
-        them, earlier ones from the cache, and only files the cache does not
-        know (or knows in an older shape) have their headers read. A filter box
-        narrows the table as you type; the kind and play are one click away.
+        Each message's row (time, kind, play, recipient, status, subject) is
+        kept in outbox/.index.json: this run's are known from handling them,
+        earlier ones from the cache, and only .eml files the cache does not
+        know (or knows in an older shape) have their headers read. Messages
+        skipped or failed have a row and no files. A filter box narrows the
+        table as you type.
         """
         from email import policy
         from email.parser import BytesHeaderParser
@@ -230,24 +245,30 @@ class FileMailer(Mailer):
             cached: dict[str, list[str]] = json.loads(cache_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             cached = {}
-        cached.update(self._written)
+        cached.update(self._rows)
+        files = {eml.stem: eml for eml in self.outbox_dir.glob("*.eml")}
         entries: dict[str, list[str]] = {}
-        for eml in sorted(self.outbox_dir.glob("*.eml"), reverse=True):
-            if len(cached.get(eml.name, ())) != len(INDEX_COLUMNS) - 1:
+        for stem, row in cached.items():  # rows whose files were deleted go; skipped and failed ones stay
+            if len(row) == len(INDEX_COLUMNS) - 1 and (stem in files or row[4] != "written"):
+                entries[stem] = row
+        for stem, eml in files.items():
+            if stem not in entries:
                 headers = BytesHeaderParser(policy=policy.default).parsebytes(eml.read_bytes())
-                written = datetime.fromtimestamp(eml.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-                kind = eml.stem.split("-")[1] if eml.stem.count("-") >= 2 else ""
-                cached[eml.name] = [written, kind, "", str(headers["To"]), str(headers["Subject"])]
-            entries[eml.name] = cached[eml.name]
+                when = datetime.fromtimestamp(eml.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+                kind = stem.split("-")[1] if stem.count("-") >= 2 else ""
+                entries[stem] = [when, kind, "", str(headers["To"]), "written", str(headers["Subject"])]
         cache_path.write_text(json.dumps(entries), encoding="utf-8")
         rows = []
-        for name, (written, kind, play, to, subject) in entries.items():
-            cells = [written, kind, play, to]
+        for stem in sorted(entries, key=_message_order, reverse=True):
+            *cells, status, subject = entries[stem]
+            written = status == "written"
+            subject_cell = f"<a href='{html.escape(stem)}.html'>{html.escape(subject)}</a>" if written else html.escape(subject)
+            raw_cell = f"<a href='{html.escape(stem)}.eml'>.eml</a>" if written else ""
             rows.append(
                 "<tr>"
                 + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-                + f"<td><a href='{html.escape(name.removesuffix('.eml') + '.html')}'>{html.escape(subject)}</a></td>"
-                + f"<td><a href='{html.escape(name)}'>.eml</a></td></tr>"
+                + f"<td class='{'ok' if written else 'not-sent'}'>{html.escape(status)}</td>"
+                + f"<td>{subject_cell}</td><td>{raw_cell}</td></tr>"
             )
         index = self.outbox_dir / "index.html"
         index.write_text(
@@ -256,10 +277,11 @@ class FileMailer(Mailer):
             "body{font-family:system-ui,sans-serif;margin:2em;color:#1f2933}"
             "table{border-collapse:collapse}th{text-align:left;font-size:12px;color:#616e7c}"
             "td,th{padding:4px 12px;border-bottom:1px solid #e4e7eb;vertical-align:top}td:first-child{white-space:nowrap}"
+            ".not-sent{color:#ab091e;font-weight:600}"
             "input{font:inherit;padding:6px 10px;width:min(28em,100%);margin-bottom:1em}</style>"
             f"<h1>csflow outbox</h1><p>{len(rows)} message(s), newest first. Files here went nowhere: "
             "the file backend writes each message instead of sending it.</p>"
-            "<input id='filter' type='search' placeholder='Filter: a recipient, a play, a kind, words of a subject' "
+            "<input id='filter' type='search' placeholder='Filter: a recipient, a play, a status, words of a subject' "
             "aria-label='Filter messages' autofocus>"
             "<table id='messages'><tr>" + "".join(f"<th>{c}</th>" for c in INDEX_COLUMNS) + "</tr>"
             + "".join(rows) + "</table>"
@@ -274,7 +296,13 @@ class FileMailer(Mailer):
 
 
 # The columns of outbox/index.html.
-INDEX_COLUMNS = ("written", "kind", "play", "to", "subject", "raw")
+INDEX_COLUMNS = ("time", "kind", "play", "to", "status", "subject", "raw")
+
+
+def _message_order(stem: str) -> tuple[int, str]:
+    """Newest first by message id (the stem's leading number), whatever its width."""
+    number = stem.split("-", 1)[0]
+    return (int(number) if number.isdigit() else -1, stem)
 
 
 def standalone_html(message: Message) -> str:

@@ -113,6 +113,9 @@ class Mailer:
     def send(self, message: Message) -> SendResult:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def skipped(self, message: Message) -> None:
+        """Told of a message the sender skipped (its address is suppressed); most backends ignore it."""
+
     def close(self) -> None:
         """Release connections, write indexes; called once per instance when sending ends."""
 
@@ -651,6 +654,7 @@ def _slot(run: _Run) -> None:
             attempts: list[Attempt] = []
             for message, status in claimed:
                 if status == "skipped":
+                    mailer.skipped(message)
                     run.count("skipped")
                 elif mailer.idempotent:  # sent again harmlessly, so never retried in place: one finish per batch
                     attempts.append(_attempt_once(run, mailer, message))

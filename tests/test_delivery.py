@@ -26,6 +26,7 @@ from csflow.outbox import (
     queue_messages,
     resolve_unknown,
 )
+from csflow.suppressions import suppress
 from tests.sendgrid_server import Scripted, SendGridStub
 
 FAST = RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.01)
@@ -246,3 +247,11 @@ def test_file_backend_writes_parseable_eml_html_and_an_index(engine, tmp_path: P
     assert deliver(engine, FileMailer(out, "cs@example.com"), policy=FAST).sent == 1
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "2 message(s)" in index and "Later 0" in index and "Renewal 1" in index and "Renewal 0" not in index
+    # A message whose address was unsubscribed before it went out is listed as skipped, with no files.
+    queue(engine, 1, subject="Unwanted {i}")
+    with engine.begin() as conn:
+        suppress(conn, "person0@example.com", "unsubscribe", "test")
+    assert deliver(engine, FileMailer(out, "cs@example.com"), policy=FAST).skipped == 1
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "3 message(s)" in index and "<td class='not-sent'>skipped: unsubscribed</td><td>Unwanted 0</td><td></td>" in index
+    assert not list(out.glob("*unwanted*"))
