@@ -22,11 +22,16 @@ Design notes:
 from __future__ import annotations
 
 import copy
+import functools
 import html
 import importlib
 import importlib.util
 import json
 import logging
+import os
+import posixpath
+import re
+import shutil
 import sys
 import time
 import warnings
@@ -678,4 +683,72 @@ def build_data_docs(
         )
         context.validation_results_store.store_validation_results(result, key)
     context.build_data_docs(site_names=[DOCS_SITE_NAME])
+    make_offline(out_dir)
     return out_dir / "index.html"
+
+
+# What Data Docs pages load from the web, and what they load instead: a file
+# under static/vendor/ (copied from the XStatic packages, or csflow's own
+# stand-in for bootstrap-table), or nothing (the tag goes; the page looks the
+# same without it: a dark theme, a date picker for one filter, vega for charts
+# csflow's expectations do not draw, popper inside bootstrap.bundle.js).
+_WEB_ASSETS: dict[str, str | None] = {
+    "https://maxcdn.bootstrapcdn.com/bootstrap/": "bootstrap.min.css",
+    "https://stackpath.bootstrapcdn.com/bootstrap/": "bootstrap.bundle.min.js",
+    "https://code.jquery.com/jquery-": "jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/": "fontawesome/css/all.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "table-lite.js",
+    "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png": "../images/logo-long.png",
+    "https://unpkg.com/bootstrap-table": None,
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/": None,
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/": None,
+    "https://cdn.jsdelivr.net/npm/": None,
+}
+_WEB_TAG = re.compile(
+    r"""<(?:link|script|img)\b[^>]*?\b(?:href|src)="(?P<url>https://[^"]+)"[^>]*>(?:</script>)?"""
+)
+
+_CDN_ONLY_ATTRIBUTES = re.compile(r'\s(?:integrity|crossorigin)(?:="[^"]*")?')
+
+
+def make_offline(docs_dir: Path) -> None:
+    """Point every Data Docs page at local copies of what it would fetch from the web.
+
+    GX's pages load Bootstrap, jQuery, Font Awesome and bootstrap-table from
+    CDNs, so offline (or behind a strict proxy) they show as unstyled text and
+    an empty index. The assets come from the XStatic packages (pinned in
+    pyproject.toml) into static/vendor/; each page links them by its own
+    relative path. A page that still names a CDN afterwards is a GX upgrade
+    to look at: the test of this function fails on it.
+    """
+    import xstatic.pkg.bootstrap
+    import xstatic.pkg.font_awesome
+    import xstatic.pkg.jquery
+
+    vendor = docs_dir / "static" / "vendor"
+    vendor.mkdir(parents=True, exist_ok=True)
+    bootstrap, jquery = Path(xstatic.pkg.bootstrap.BASE_DIR), Path(xstatic.pkg.jquery.BASE_DIR)
+    shutil.copyfile(bootstrap / "css" / "bootstrap.min.css", vendor / "bootstrap.min.css")
+    shutil.copyfile(bootstrap / "js" / "bootstrap.bundle.min.js", vendor / "bootstrap.bundle.min.js")
+    shutil.copyfile(jquery / "jquery.min.js", vendor / "jquery.min.js")
+    shutil.copyfile(Path(__file__).parent / "static" / "table-lite.js", vendor / "table-lite.js")
+    fontawesome = Path(xstatic.pkg.font_awesome.BASE_DIR)
+    for sub in ("css", "webfonts"):
+        shutil.copytree(fontawesome / sub, vendor / "fontawesome" / sub, dirs_exist_ok=True)
+
+    for page in docs_dir.rglob("*.html"):
+        to_vendor = Path(os.path.relpath(vendor, page.parent)).as_posix()
+        page.write_text(_WEB_TAG.sub(functools.partial(_local_tag, to_vendor=to_vendor), page.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def _local_tag(match: re.Match[str], to_vendor: str) -> str:
+    """One tag that loads from the web: pointing at its local copy, or gone (see _WEB_ASSETS)."""
+    url = match["url"]
+    for prefix, asset in _WEB_ASSETS.items():
+        if url.startswith(prefix):
+            if asset is None:
+                return ""
+            target = posixpath.normpath(f"{to_vendor}/{asset}")
+            tag = _CDN_ONLY_ATTRIBUTES.sub("", match[0])  # a hash of the CDN's file; CORS, which file: lacks
+            return tag.replace(url, html.escape(target, quote=True))
+    return match[0]

@@ -4,6 +4,7 @@ stored, dbt's tests of the marts join the same gate, Data Docs build."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,11 @@ def test_data_docs_build_into_a_folder(warehouse: Warehouse, loaded: sa.Engine, 
     contracts_page = next(p for p in pages if "raw_contracts" in p.parts).read_text(encoding="utf-8")
     assert "arr" in contracts_page
     assert "raw_accounts" in index.read_text(encoding="utf-8")
+    # Nothing a page loads comes from the web (a GX upgrade that adds a CDN asset fails here).
+    for page in [index, *pages]:
+        fetched = re.findall(r"<(?:link|script|img)\b[^>]*\b(?:href|src)=\"(https?://[^\"]*)", page.read_text(encoding="utf-8"))
+        assert fetched == [], page
+    assert (tmp_path / "data_docs" / "static" / "vendor" / "fontawesome" / "webfonts" / "fa-solid-900.woff2").is_file()
 
 
 def test_every_suite_is_registered_with_its_table() -> None:
