@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,8 +36,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 app = typer.Typer(
     help=(
         "csflow: the nightly backbone of a Customer Success team.\n\n"
-        "Loads landing files into PostgreSQL, builds dbt marts, and (as the project grows) "
-        "validates them and acts through playbooks and email. Start with `csflow demo`."
+        "Loads landing files into PostgreSQL, builds dbt marts, validates them, and acts through "
+        "playbooks: alerts, tasks and email. Start with `csflow demo`."
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -55,6 +57,7 @@ def main(
     # The Prefect API still receives every log line, so the UI shows them.
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault("DBT_QUIET", "true")  # dbt run outside Prefect (docs, signals, backtest): errors only
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -395,7 +398,11 @@ def digest(
 
     settings = _settings()
     day = parse_as_of(as_of, settings)
-    with open_warehouse(settings) as warehouse, warehouse.connected() as engine:
+    with (
+        open_warehouse(settings) as warehouse,
+        warehouse.exclusive(f"digests {day}", settings.run_lock_wait_seconds),  # not while a run rebuilds the marts
+        warehouse.connected() as engine,
+    ):
         report = build_digests(engine, settings, day, include_kpi_report=kpi_report)
     console.print(
         f"{report.csm_digests} CSM digest(s) built ({report.csms_with_nothing} CSM(s) had nothing to act on), "
@@ -640,9 +647,10 @@ def backfill(
 ) -> None:
     """Run the pipeline for every date from START to END, oldest first.
 
-    Past dates build marts, KPI history, tasks and internal alerts as the
-    nightly runs would have, but hold customer email: occasions still current
-    fire on today's run. Safe to repeat: nothing fires or is sent twice.
+    Past dates build marts and KPI history as the nightly runs would have,
+    but hold every play (no alerts, tasks or email about days gone by;
+    --fire-past-dates fires them): occasions still current fire on today's
+    run. Safe to repeat: nothing fires or is sent twice.
     Example: `csflow backfill 2026-03-01 2026-03-31 --landing-dir landing/`
     """
     from flows.backfill import backfill as backfill_flow
@@ -670,6 +678,111 @@ def backfill(
             style=None if r["gate_open"] else "red",
         )
     console.print(table)
+
+
+signals_app = typer.Typer(help="The daily signal history (marts.account_signals_daily).", no_args_is_help=True)
+app.add_typer(signals_app, name="signals")
+
+
+def _day(option: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{option}: {value!r} is not a date like 2026-03-31") from None
+
+
+@signals_app.command("backfill")
+@user_errors
+def signals_backfill(
+    first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (the latest run's as_of at the latest).")],
+) -> None:
+    """Build the daily signals of every account for past days, in one set-based pass.
+
+    The nightly run adds one day; this fills history for backtests and the
+    churn model. Each day sees only data on or before it. Safe to repeat: the
+    days are replaced. Example: `csflow signals backfill --from 2025-04-01 --to 2026-03-31`
+    """
+    from csflow.signals import build_signal_history
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    start, end = _day("--from", first), _day("--to", last)
+    started = time.monotonic()
+    with (
+        open_warehouse(settings) as warehouse,
+        warehouse.exclusive("signals backfill", settings.run_lock_wait_seconds),
+        console.status(f"building signals for {start} to {end}"),
+    ):
+        history = build_signal_history(warehouse, settings, start, end)
+    console.print(
+        Text(
+            f"account_signals_daily: {history.rows:,} rows for {history.accounts:,} accounts, "
+            f"{start} to {end}, in {time.monotonic() - started:.0f} s"
+        )
+    )
+
+
+@app.command()
+@user_errors
+def backtest(
+    play: Annotated[str, typer.Option("--play", help="The play whose rule to replay: usage_decline, inquiry_surge or high_interest.")],
+    first: Annotated[str, typer.Option("--from", help="First day of firings, YYYY-MM-DD.")],
+    last: Annotated[str, typer.Option("--to", help="Last day of firings, YYYY-MM-DD.")],
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A dbt var and the values to try, e.g. usage_decline_min_drop=0.2,0.3 (repeatable)."),
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option("--horizon", help="Days after a firing in which churn or renewal counts (default churn_horizon_days: 90).")
+    ] = None,
+) -> None:
+    """Replay a play's rule over the signal history: what would it have caught, how early, at what cost?
+
+    For each setting: firings, how many of those accounts churned, renewed or
+    expanded within the horizon (precision), the share of all churners it
+    warned about ahead of time (recall) and the median lead time. Rows go to
+    marts.play_backtests; an HTML report with charts to the state folder.
+    Needs the signal history (`csflow signals backfill`) for the days.
+    Example: `csflow backtest --play usage_decline --set usage_decline_min_drop=0.2,0.3 --from 2025-04-01 --to 2025-12-31`
+    """
+    from csflow.backtests import run_backtest, write_report
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    start, end = _day("--from", first), _day("--to", last)
+    with (
+        open_warehouse(settings) as warehouse,
+        warehouse.exclusive("backtest", settings.run_lock_wait_seconds),
+        console.status(f"backtesting {play}"),
+    ):
+        result = run_backtest(warehouse, settings, play, sets or [], start, end, horizon)
+    # No column borders and short headers: eight columns fit 80 with the setting whole.
+    table = Table(
+        title=f"Backtest of {play}, {start} to {end}, horizon {result.horizon} days",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("setting", overflow="fold")
+    for name in ("fired", "judged", "churned", "precision", "churners", "recall", "lead d"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for s in result.summaries:
+        table.add_row(
+            *cells(
+                s.setting.replace(f"{play}_", "").replace(", ", "\n"),  # usage_decline_min_drop=0.2 -> min_drop=0.2
+                f"{s.firings:,}",
+                f"{s.judged:,}",
+                f"{s.churned:,}",
+                "-" if s.precision is None else f"{s.precision:.0%}",
+                f"{s.churners:,}",
+                "-" if s.recall is None else f"{s.recall:.0%}",
+                "-" if s.median_lead_days is None else f"{s.median_lead_days:g}",
+            )
+        )
+    console.print(table)
+    report = write_report(settings.state_dir.resolve() / "reports", result)
+    console.print(Text(f"report: {report}"))
 
 
 @app.command()
@@ -708,7 +821,7 @@ def serve(
     CSMs sign in with a link emailed to their address (or through a single
     sign-on proxy's header, setting workspace_trusted_header). Links in email
     start at setting base_url, which should be where this server is reached,
-    normally an https reverse proxy in front of 127.0.0.1:8080 (see README).
+    normally an https reverse proxy in front of 127.0.0.1:8080 (see docs/workspace.md).
     While workspace_secret or unsubscribe_secret is the example value it
     serves this machine only (loopback, with a loopback base_url).
     Example: `csflow serve --port 8080`

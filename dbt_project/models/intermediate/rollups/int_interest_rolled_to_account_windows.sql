@@ -191,8 +191,7 @@ flagged as (
 
     select
         *,
-        interest_page_visits >= {{ var('high_interest_min_page_visits') }}
-            or cross_sell_clicks >= {{ var('high_interest_min_cross_sell_clicks') }} as is_high_interest
+        {{ high_interest_rule('joined') }} as is_high_interest
 
     from joined
 

@@ -2,13 +2,15 @@
     inquiry_surge: accounts (not churned) with at least
     inquiry_surge_min_tickets_30d tickets opened in the last 30 days and at
     least inquiry_surge_min_ratio times as many as in the 30 days before.
-    One row per account; the occasion is as_of's ISO week.
+    The rule is the inquiry_surge_rule macro (play_backtests replays it
+    over the signal history). One row per account; the occasion is as_of's
+    ISO week.
 -#}
 with
 
-ticket_windows as (
+signals as (
 
-    select * from {{ ref('int_support_tickets_rolled_to_account_windows') }}
+    select * from {{ ref('account_signals_daily') }}
 
 ),
 
@@ -26,9 +28,12 @@ segments as (
 
 surging_accounts as (
 
-    select * from ticket_windows
-    where tickets_30d >= {{ var('inquiry_surge_min_tickets_30d') }}
-        and tickets_30d >= {{ var('inquiry_surge_min_ratio') }} * tickets_prev_30d
+    select signals.*
+    from signals
+    inner join accounts
+        on signals.account_id = accounts.account_id
+        and signals.signal_date = accounts.as_of_date
+    where {{ inquiry_surge_rule('signals') }}
 
 ),
 

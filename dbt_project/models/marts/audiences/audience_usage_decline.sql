@@ -2,8 +2,9 @@
     usage_decline: accounts (not churned) whose usage events in the last 30
     days are down by usage_decline_min_drop or more (0.30: exactly 30% down
     fires) against the 30 days before, which held at least
-    usage_decline_min_previous_events events. One row per account; the
-    occasion is as_of's month.
+    usage_decline_min_previous_events events (the rule is the
+    usage_decline_rule macro, which play_backtests replays over the signal
+    history). One row per account; the occasion is as_of's month.
 -#}
 with
 

@@ -1,0 +1,76 @@
+"""Daily signal history: `account_signals_daily` for a range of past days.
+
+The nightly build adds as_of's row per account. For history (a first
+install, a backtest over last year) the same model builds a range of days in
+one set-based pass: its vars signals_from and signals_to name the days, and
+it replaces only those. Only data on or before each day counts, so the rows
+for a past day are what a run on that day would have seen of the data loaded
+now.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+
+from csflow.config import Settings
+from csflow.dbt import run_dbt
+from csflow.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignalHistory:
+    first: date
+    last: date
+    rows: int  # rows of account_signals_daily now held for those days
+    accounts: int
+
+
+def current_as_of(engine: sa.Engine) -> date | None:
+    """The as_of of the warehouse's latest run (ops.run_context), if any."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select max(as_of_date) from ops.run_context")).scalar_one()
+
+
+def build_signal_history(warehouse: Warehouse, settings: Settings, first: date, last: date) -> SignalHistory:
+    """Build account_signals_daily for every day from first to last (replacing those days).
+
+    The days must end by the as_of of the warehouse's latest run: the models
+    the signals read (accounts, their currencies) are built as of that day.
+    """
+    if first > last:
+        raise ValueError(f"signals: the first day {first} is after the last {last}")
+    engine = warehouse.engine()
+    try:
+        as_of = current_as_of(engine)
+        if as_of is None:
+            raise ValueError("signals: the warehouse has no run yet; run `csflow run` (or `csflow demo`) first")
+        if last > as_of:
+            raise ValueError(
+                f"signals: the last day {last} is after the latest run's as_of {as_of}; "
+                f"build up to {as_of}, or run the pipeline for {last} first"
+            )
+        log.info("building account_signals_daily for %s to %s (%d days)", first, last, (last - first).days + 1)
+        run_dbt(
+            warehouse,
+            settings,
+            ["run", "--select", "+account_signals_daily"],
+            use_prefect=False,
+            dbt_vars={"signals_from": first.isoformat(), "signals_to": last.isoformat()},
+        )
+        with engine.connect() as conn:
+            rows, accounts = conn.execute(
+                sa.text(
+                    "select count(*), count(distinct account_id) from marts.account_signals_daily "
+                    "where signal_date between :first and :last"
+                ),
+                {"first": first, "last": last},
+            ).one()
+    finally:
+        engine.dispose()
+    return SignalHistory(first, last, rows, accounts)
