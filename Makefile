@@ -22,12 +22,14 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/csflow demo
 
-test: install
-	$(BIN)/ruff check csflow flows tests benchmarks
+test: lint
 	$(BIN)/pytest
 
+lint: install
+	$(BIN)/ruff check csflow flows tests benchmarks
+
 bench: install
-	$(BIN)/python benchmarks/ingest.py --rows 5000000
+	$(BIN)/python benchmarks/ingest.py --accounts 10000
 
 clean:
 	rm -rf $(VENV) .csflow outbox demo_data .pytest_cache dbt_project/target dbt_project/logs

@@ -231,3 +231,74 @@ def test_docs_builds_one_html_file_that_opens_from_disk(cli_env) -> None:
     html = page.read_text(encoding="utf-8")
     # The static page carries the project's manifest and catalog inline (it opens from file://).
     assert "model.csflow.account_health" in html and "model.csflow.audience_renewal_alert" in html
+
+
+def test_the_commands_the_readme_suggests_after_the_demo(
+    built_marts, fired, marts_engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """digest, send, outbox (--status, --resolve, --requeue-failed) and outcome --file, as README.md shows them."""
+    import sqlalchemy as sa
+
+    _, settings = built_marts
+    monkeypatch.setenv("CSFLOW_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CSFLOW_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("CSFLOW_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("CSFLOW_PLAYBOOKS_FILE", str(Path(__file__).parents[1] / "playbooks.yml"))
+    monkeypatch.chdir(tmp_path)
+
+    digest = runner.invoke(app, ["digest", "--as-of", "2026-03-31"])
+    assert digest.exit_code == 0, digest.output
+    assert "CSM digest(s) built" in " ".join(digest.output.split()) and "KPI report:" in digest.output
+    sent = runner.invoke(app, ["send"])
+    assert sent.exit_code == 0, sent.output
+    assert (tmp_path / "outbox" / "index.html").is_file()
+    with marts_engine.begin() as conn:
+        first, second = conn.execute(
+            sa.text("select message_id from ops.outbox where status = 'sent' order by message_id limit 2")
+        ).scalars()
+        conn.execute(sa.text("update ops.outbox set status = 'failed', last_error = 'HTTP 401' where message_id = :id"), {"id": first})
+        conn.execute(sa.text("update ops.outbox set status = 'unknown', last_error = 'read timeout' where message_id = :id"), {"id": second})
+
+    def words(result) -> str:
+        return " ".join(result.output.split())
+
+    unknown = runner.invoke(app, ["outbox", "--status", "unknown"])
+    assert unknown.exit_code == 0 and "unknown: 1" in words(unknown), unknown.output
+    resolved = runner.invoke(app, ["outbox", "--resolve", str(second), "cancelled"])
+    assert resolved.exit_code == 0 and f"message {second} marked cancelled" in words(resolved), resolved.output
+    requeued = runner.invoke(app, ["outbox", "--requeue-failed"])
+    assert requeued.exit_code == 0 and "1 failed message(s) back to pending" in words(requeued), requeued.output
+    assert runner.invoke(app, ["send"]).exit_code == 0
+    assert "failed: 0" in words(runner.invoke(app, ["outbox", "--status", "failed"]))
+
+    action = fired[0]["action_id"]
+    outcomes = write_csv(tmp_path, "outcomes.csv", f"action_id,outcome\n{action},won\n{action},maybe")
+    imported = runner.invoke(app, ["outcome", "--file", str(outcomes)])
+    assert imported.exit_code == 1  # one row rejected
+    assert "1 outcome(s) recorded" in words(imported) and "outcomes.csv:3:" in " ".join(imported.stderr.split())
+
+
+def test_backfill_checks_the_range_then_runs_its_flow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The command's own layer; the flow it starts runs for real in test_run_pipeline.py."""
+    from datetime import date
+
+    import flows.backfill
+
+    monkeypatch.chdir(tmp_path)
+    calls: list[dict] = []
+
+    def flow(**kwargs: object) -> list[dict]:
+        calls.append(kwargs)
+        return [{"as_of": "2026-03-01", "gate_open": True, "fired": 3, "held_past_date": 2, "sent": 1, "seconds": 1.5}]
+
+    monkeypatch.setattr(flows.backfill, "backfill", flow)
+    result = runner.invoke(app, ["backfill", "2026-03-01", "2026-03-31", "--landing-dir", "landing/"])
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        {"start": date(2026, 3, 1), "end": date(2026, 3, 31), "landing_dir": "landing", "fire_past_dates": False}
+    ]
+    assert "Backfill" in result.output and "2026-03-01" in result.output
+
+    backwards = runner.invoke(app, ["backfill", "2026-03-31", "2026-03-01"])
+    assert backwards.exit_code == 1 and "start 2026-03-31 is after end 2026-03-01" in backwards.output
+    assert len(calls) == 1
