@@ -723,6 +723,66 @@ def signals_backfill(
     )
 
 
+model_app = typer.Typer(help="The churn-risk model (marts.churn_risk) and its published quality.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+@user_errors
+def model_train(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Train on the history up to this day (default: the latest run's as_of).")
+    ] = None,
+) -> None:
+    """Train the churn-risk model on the signal history, publish its model card, and score as_of.
+
+    Observations are weekly; each is labelled by whether the account's
+    contract ended in churn within churn_horizon_days. Quality is measured on
+    the most recent churn_model_validation_days of labelled history, which
+    training does not see. With fewer churners than churn_model_min_churners
+    nothing is published. Needs the signal history (`csflow signals backfill`).
+    Example: `csflow model train`
+    """
+    from csflow.churn import train
+    from csflow.warehouse import open_warehouse
+
+    settings = _settings()
+    day = _day("--as-of", as_of) if as_of else None
+    with (
+        open_warehouse(settings) as warehouse,
+        warehouse.exclusive("model train", settings.run_lock_wait_seconds),
+        console.status("training the churn-risk model"),
+    ):
+        trained = train(warehouse, settings, day)
+    card = trained.card
+    console.print(
+        Text(
+            f"{trained.version}: {card.train_observations:,} training observations ({card.train_churners} churners, "
+            f"{card.train_from} to {card.train_to}), {card.validation_observations:,} held out "
+            f"({card.validation_churners} churners, {card.validation_from} to {card.validation_to})"
+        )
+    )
+    if card.status != "published":
+        raise ValueError(f"model: {card.message}")
+
+    def fmt(value: float | None, spec: str = ".3f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    table = Table("measure", "value", "what it says", title="Churn-risk model, on held-out time", box=box.SIMPLE_HEAD)
+    for row in (
+        ("AUC", fmt(card.auc), "ranks a churner above a stayer this often (0.5: a coin)"),
+        ("PR-AUC", fmt(card.pr_auc), f"precision over recall; the base rate is {fmt(card.base_rate)}"),
+        ("Brier", fmt(card.brier, ".4f"), f"squared error of the probabilities; base rate's: {fmt(card.brier_base_rate, '.4f')}"),
+        ("top-decile lift", fmt(card.top_decile_lift, ".1f"), "churn rate in the riskiest tenth / overall"),
+        ("health AUC", fmt(card.health_auc), f"the health score's, on {card.health_observations:,} of the same observations"),
+    ):
+        table.add_row(*cells(*row))
+    console.print(table)
+    drivers = ", ".join(f"{name} {weight:+.2f}" for name, weight in list(card.coefficients.items())[:5])
+    console.print(Text(f"Strongest drivers (log-odds per standard deviation): {drivers}"))
+    console.print(Text("Scores: marts.churn_risk; what goes with churn: marts.churn_drivers (association, not cause)"))
+
+
 @app.command()
 @user_errors
 def backtest(

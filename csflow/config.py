@@ -57,6 +57,11 @@ class Settings:
     # A sender stops after this many failures of the same kind in a row (a wrong
     # password, an outage) and leaves the rest of the outbox pending.
     delivery_stop_after_failures: int = 5
+    # The churn-risk model trains only on a history with at least this many
+    # accounts that churned (fewer would publish noise), and validates on the
+    # most recent this-many days of labelled history.
+    churn_model_min_churners: int = 30
+    churn_model_validation_days: int = 90
     # Credentials over plain text (SendGrid over http://, SMTP login without
     # STARTTLS) are refused unless the host is loopback or this is true.
     allow_insecure_transport: bool = False
@@ -269,7 +274,13 @@ def _validate(s: Settings) -> None:
             ) from None
         if not s.survey_url.startswith(("https://", "http://")):
             raise ConfigError(f"setting survey_url ({env_name('survey_url')}): expected an http(s) address")
-    for name, low in (("dbt_threads", 1), ("delivery_concurrency", 1), ("delivery_stop_after_failures", 1)):
+    for name, low in (
+        ("dbt_threads", 1),
+        ("delivery_concurrency", 1),
+        ("delivery_stop_after_failures", 1),
+        ("churn_model_min_churners", 1),
+        ("churn_model_validation_days", 7),
+    ):
         if getattr(s, name) < low:
             raise ConfigError(f"setting {name} ({env_name(name)}): must be at least {low}")
     if s.delivery_concurrency > 128:

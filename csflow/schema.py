@@ -275,6 +275,30 @@ survey_responses = sa.Table(
     schema="ops",
 )
 
+# The churn-risk model's runs: the model card (quality on held-out time,
+# drivers, calibration) and the parameters marts.churn_risk scores with.
+model_runs = sa.Table(
+    "model_runs",
+    metadata,
+    sa.Column("model_version", sa.Text, primary_key=True),
+    sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("horizon_days", sa.Integer, nullable=False),
+    sa.Column("train_from", sa.Date),
+    sa.Column("train_to", sa.Date),
+    sa.Column("validation_from", sa.Date),
+    sa.Column("validation_to", sa.Date),
+    sa.Column("train_observations", sa.Integer, nullable=False),
+    sa.Column("train_churners", sa.Integer, nullable=False),
+    sa.Column("validation_observations", sa.Integer, nullable=False),
+    sa.Column("validation_churners", sa.Integer, nullable=False),
+    sa.Column("card", pg.JSONB, nullable=False),
+    sa.Column("parameters", pg.JSONB),
+    sa.CheckConstraint("status in ('published', 'too_few_churners')", name="model_runs_status_check"),
+    schema="ops",
+)
+
 SUPPRESSION_REASONS = ("unsubscribe", "bounce", "spam_report", "manual")
 
 suppressions = sa.Table(

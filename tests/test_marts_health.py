@@ -91,7 +91,11 @@ def test_health_rescales_weights_over_components_with_data(dbt_build, engine: sa
     """
     landing = tmp_path / "landing"
     write_accounts(landing, "H1", "H2", "H3", "B40", "B70", "B30")
+    # Y: created 20 days ago, busy from its first day: too young for a trend or a breadth score.
+    with open(landing / "accounts.csv", "a", encoding="utf-8") as f:
+        f.write(f"Y,Young,csm-y@example.com,{ago(20)}\n")
     usage = Usage()
+    usage.add("Y", ago(10), 40)
     # H1: 10 events 30-59 days ago, 15 in the last 30: change +50% -> 50 + 50 * 0.5 = 75.
     # One feature (reports) in 90 days -> adoption 100 * 1 / 5 = 20.
     usage.add("H1", ago(45), 10)
@@ -159,6 +163,10 @@ def test_health_rescales_weights_over_components_with_data(dbt_build, engine: sa
     assert (h3["support_load_score"], h3["payment_history_score"], h3["marketing_engagement_score"]) == (80, 50, 50)
     # (80 * 0.15 + 50 * 0.15 + 50 * 0.10) / 0.40 = 24.5 / 0.40 = 61.25
     assert h3["health_score"] == Decimal("61.25")
+
+    young = health["Y"]  # its only component would have been usage: 100 (growing from nothing), breadth 20
+    assert young["usage_trend_score"] is None and young["adoption_breadth_score"] is None
+    assert young["health_score"] is None
 
     h2 = health["H2"]  # no data at all: no component, no score, no band
     components = [k for k in h2 if k.endswith("_score")]

@@ -85,6 +85,9 @@ def _usage_events(run: _Run, chunk: _Chunk, rng: np.random.Generator) -> pa.Tabl
     user_seq = np.arange(users.sum()) - np.repeat(user_first, users) + 1
     user_ids = pc.binary_join_element_wise("U", _zero_pad(user_account, 6), "-", _zero_pad(user_seq, 3), "")
     user = user_first[a] + (users[a] * rng.random(len(a)) ** 2).astype(np.int64)
+    # Drawn last, so every draw above (and so every other account's events) stays as it was.
+    keep = _churn_behaviour(run, chunk, a, day + run.first_day, rng)
+    a, lt, event_type, feature, user = a[keep], lt[keep], event_type[keep], feature[keep], user[keep]
     return _table(
         "usage_events",
         account_id=chunk.ids.take(a),
@@ -94,6 +97,33 @@ def _usage_events(run: _Run, chunk: _Chunk, rng: np.random.Generator) -> pa.Tabl
         user_id=user_ids.take(user),
         feature=_pick(FEATURES, feature),
     )
+
+
+def _churn_behaviour(run: _Run, chunk: _Chunk, a: np.ndarray, day: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Which usage events to keep so that churn goes with behaviour, with noise (a mask over the rows).
+
+    Accounts that churn use the product less all along (40-90% of their
+    volume), and three in four fade over the 45-120 days before their
+    contract ends, down to 5-40%; the others leave without warning. One in
+    twelve accounts that stay has a 60-day dip to 30-70% some time before the
+    last five months (a false alarm for any threshold). So a backtest or a
+    model has something true to find, and cannot find all of it.
+    """
+    n = chunk.size
+    level = np.where(chunk.churned, rng.uniform(0.4, 0.9, n), 1.0)
+    warned = chunk.churned & (rng.random(n) < 0.75)
+    fade_days = rng.integers(45, 121, n)
+    floor = rng.uniform(0.05, 0.4, n)
+    dipped = ~chunk.churned & (rng.random(n) < 1 / 12)
+    dip_start = run.first_day + rng.integers(0, max(1, run.as_of_day - 150 - run.first_day), n)
+    dip_depth = rng.uniform(0.3, 0.7, n)
+    to_end = chunk.end_day[a] - day
+    keep = level[a]
+    fading = warned[a] & (to_end >= 0) & (to_end < fade_days[a])
+    keep = np.where(fading, keep * (floor[a] + (1 - floor[a]) * to_end / fade_days[a]), keep)
+    in_dip = dipped[a] & (day >= dip_start[a]) & (day < dip_start[a] + 60)
+    keep = np.where(in_dip, keep * dip_depth[a], keep)
+    return rng.random(len(a)) < keep
 
 
 def _web_visits(run: _Run, chunk: _Chunk, contacts: _Contacts, rng: np.random.Generator) -> pa.Table:

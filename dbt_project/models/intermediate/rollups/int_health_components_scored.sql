@@ -4,10 +4,14 @@
     - usage_trend_score: 50 + 50 * clamp(change / health_usage_full_change,
       -1, 1), change = (events in 30 days - events in the 30 before) / the
       30 before. No events before but some now: 100; none in either window
-      (but earlier usage): 0. Null: no usage event at or before as_of.
+      (but earlier usage): 0. Null: no usage event at or before as_of, or an
+      account younger than health_trend_min_age_days (60: two full windows):
+      its "30 days before" began before it existed, so a new account would
+      score as growing whatever it does.
     - adoption_breadth_score: 100 * features used in 90 days /
       health_adoption_full_features, at most 100. Null: no event with a
-      feature at or before as_of.
+      feature at or before as_of, or an account younger than
+      health_adoption_min_age_days (it has not had the time to adopt them).
     - nps_score: 10 * the latest NPS score (0-10). Null: no NPS response, or
       the latest is older than health_nps_max_age_months.
     - support_load_score: 100 - 100 * tickets in 30 days /
@@ -66,6 +70,7 @@ joined as (
     select
         accounts.account_id,
         accounts.as_of_date,
+        accounts.as_of_date - accounts.created_date as account_age_days,
         usage_windows.account_id is not null as has_usage_data,
         usage_windows.events_30d,
         usage_windows.events_prev_30d,
@@ -105,6 +110,7 @@ scored as (
 
         case
             when not has_usage_data then null
+            when account_age_days < {{ var('health_trend_min_age_days') }} then null
             when events_prev_30d > 0
                 then 50 + 50 * greatest(-1, least(1, usage_change / {{ var('health_usage_full_change') }}))
             when events_30d > 0 then 100
@@ -112,7 +118,7 @@ scored as (
         end as usage_trend_raw,
 
         case
-            when has_feature_data
+            when has_feature_data and coalesce(account_age_days >= {{ var('health_adoption_min_age_days') }}, true)
                 then least(100, 100.0 * features_used_90d / {{ var('health_adoption_full_features') }})
         end as adoption_breadth_raw,
 

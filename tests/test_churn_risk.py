@@ -1,0 +1,105 @@
+"""The churn-risk model end to end on generated data: signal history, training, the model card in
+ops.model_runs, scores and drivers in marts.churn_risk, what goes with churn in marts.churn_drivers.
+
+The generator plants churn that depends on behaviour (csflow/demo/activity.py:
+churners use less and most fade before their contract ends), so a model
+trained on its history has something true to find.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from csflow.cli import app
+from csflow.config import Settings
+from csflow.dbt import run_dbt
+from csflow.demo import generate
+from csflow.ingest import ingest_folder
+from csflow.run_context import write_run_context
+from csflow.signals import build_signal_history
+from tests.conftest import new_database
+
+AS_OF = date(2026, 3, 31)
+
+
+@pytest.fixture(scope="module")
+def history(server, tmp_path_factory: pytest.TempPathFactory):
+    landing = tmp_path_factory.mktemp("churn") / "landing"
+    generate(landing, accounts=600, seed=11, as_of=AS_OF)
+    with new_database(server) as db:
+        settings = Settings(
+            database_url=db.url.render_as_string(hide_password=False),
+            state_dir=tmp_path_factory.mktemp("churn-state"),
+            playbooks_file=Path(__file__).parents[1] / "playbooks.yml",
+            churn_model_min_churners=10,
+        )
+        engine = db.engine()
+        ingest_folder(engine, landing)
+        write_run_context(engine, AS_OF, "test", settings.timezone)
+        run_dbt(db, settings, ["build", "--select", "+marts", "--exclude", "test_type:unit"], use_prefect=False)
+        build_signal_history(db, settings, AS_OF - timedelta(days=365), AS_OF)
+        engine.dispose()
+        yield db, settings
+
+
+def env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        "CSFLOW_DATABASE_URL": settings.database_url,
+        "CSFLOW_STATE_DIR": str(settings.state_dir),
+        "CSFLOW_PLAYBOOKS_FILE": str(settings.playbooks_file),
+        "COLUMNS": "100",
+        **extra,
+    }
+
+
+def test_training_publishes_a_card_and_the_nightly_scores_use_it(history) -> None:
+    db, settings = history
+    runner = CliRunner()
+    result = runner.invoke(app, ["model", "train"], env=env(settings, CSFLOW_CHURN_MODEL_MIN_CHURNERS="10"))
+    assert result.exit_code == 0, result.output
+    assert "AUC" in result.output and "health AUC" in result.output and "Strongest drivers" in result.output
+
+    engine = db.engine()
+    with engine.connect() as conn:
+        run = conn.execute(sa.text("select * from ops.model_runs where status = 'published'")).mappings().one()
+        card = run["card"]
+        assert run["train_to"] + timedelta(days=90) < run["validation_from"]  # judged on time it did not see
+        assert card["auc"] > 0.6 and card["brier"] < card["brier_base_rate"]
+        scores = conn.execute(sa.text("select * from marts.churn_risk")).mappings().all()
+        active = conn.execute(
+            sa.text("select count(*) from marts.account_signals_daily where signal_date = :d and days_to_renewal is not null"),
+            {"d": AS_OF},
+        ).scalar_one()
+        drivers = conn.execute(sa.text("select * from marts.churn_drivers")).mappings().all()
+    engine.dispose()
+    assert len(scores) == active > 0
+    assert {s["model_version"] for s in scores} == {run["model_version"]}
+    assert all(0 <= s["churn_probability"] < 1 for s in scores)  # rounded to 4 places: the safest read 0.0000
+    first = scores[0]
+    assert first["driver_1"] and abs(first["driver_1_contribution"]) >= abs(first["driver_2_contribution"])
+    assert len(drivers) == len(card["coefficients"]) and all(d["signal_auc"] is not None for d in drivers)
+
+    # A later nightly build scores with the same published model (plain SQL over its parameters).
+    run_dbt(db, settings, ["run", "--select", "churn_risk"], use_prefect=False)
+    engine = db.engine()
+    with engine.connect() as conn:
+        again = conn.execute(sa.text("select account_id, churn_probability from marts.churn_risk")).all()
+    engine.dispose()
+    assert sorted(again) == sorted((s["account_id"], s["churn_probability"]) for s in scores)
+
+
+def test_too_few_churners_is_said_and_nothing_new_is_published(history) -> None:
+    db, settings = history
+    result = CliRunner().invoke(app, ["model", "train"], env=env(settings, CSFLOW_CHURN_MODEL_MIN_CHURNERS="100000"))
+    assert result.exit_code == 1
+    assert "at least 100000 (setting churn_model_min_churners)" in result.output
+    engine = db.engine()
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.text("select status, parameters is null from ops.model_runs")).all()
+    engine.dispose()
+    assert ("too_few_churners", True) in statuses
