@@ -302,3 +302,34 @@ def record(engine: sa.Engine, as_of: date, trained: TrainedModel) -> str:
             },
         )
     return version
+
+
+def latest_model(conn: sa.Connection) -> dict[str, Any] | None:
+    """The latest published model run (version, when, card), or None: for the KPI pages."""
+    row = conn.execute(
+        sa.text(
+            "select model_version, trained_at, as_of_date, card from ops.model_runs "
+            "where status = 'published' order by trained_at desc, model_version desc limit 1"
+        )
+    ).mappings().first()
+    if row is None:
+        return None
+    card = row["card"]
+    return {
+        **dict(row),
+        "drivers": list(card.get("coefficients", {}).items())[:5],
+    }
+
+
+def account_risk(conn: sa.Connection, account_id: str) -> dict[str, Any] | None:
+    """The account's latest churn_risk row, or None (no model published, or not built yet)."""
+    if conn.execute(sa.text("select to_regclass('marts.churn_risk')")).scalar() is None:
+        return None
+    row = conn.execute(
+        sa.text(
+            "select * from marts.churn_risk where account_id = :id "
+            "order by as_of_date desc limit 1"
+        ),
+        {"id": account_id},
+    ).mappings().first()
+    return dict(row) if row else None

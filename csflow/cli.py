@@ -696,6 +696,14 @@ def _day(option: str, value: str) -> date:
 def signals_backfill(
     first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
     last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (the latest run's as_of at the latest).")],
+    with_health: Annotated[
+        bool,
+        typer.Option(
+            "--with-health",
+            help="Also build account_health every 4 weeks back from the latest run, to judge the health score "
+            "against churn (a dbt run per day: minutes).",
+        ),
+    ] = False,
 ) -> None:
     """Build the daily signals of every account for past days, in one set-based pass.
 
@@ -714,11 +722,12 @@ def signals_backfill(
         warehouse.exclusive("signals backfill", settings.run_lock_wait_seconds),
         console.status(f"building signals for {start} to {end}"),
     ):
-        history = build_signal_history(warehouse, settings, start, end)
+        history = build_signal_history(warehouse, settings, start, end, with_health)
     console.print(
         Text(
             f"account_signals_daily: {history.rows:,} rows for {history.accounts:,} accounts, "
             f"{start} to {end}, in {time.monotonic() - started:.0f} s"
+            + (f"; account_health for {len(history.health_days)} day(s)" if with_health else "")
         )
     )
 

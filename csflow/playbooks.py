@@ -81,6 +81,7 @@ class Playbook:
     audience: str
     rules: tuple[Rule, ...]
     cooldown_days: int = 0
+    enabled: bool = True  # false: checked by doctor, never run (a play waiting for evidence)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,10 @@ def load_playbooks(path: Path, renderer: Renderer | None = None) -> PlaybookConf
                     task_due_days=int(task.get("due_in_days", 7)),
                 )
             )
-        plays.append(Playbook(raw["name"], raw["audience"], tuple(rules), int(raw.get("cooldown_days", 0))))
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}: 'enabled' must be true or false, got {enabled!r}")
+        plays.append(Playbook(raw["name"], raw["audience"], tuple(rules), int(raw.get("cooldown_days", 0)), enabled))
     names = [p.name for p in plays]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: playbook names must be unique")
@@ -543,7 +547,9 @@ def run_playbooks(
         sync_from_contacts(conn)
         directory = _Directory.load(conn)
     return [
-        run_play(engine, play, config, settings, renderer, as_of, holds, directory) for play in config.playbooks
+        run_play(engine, play, config, settings, renderer, as_of, holds, directory)
+        for play in config.playbooks
+        if play.enabled
     ]
 
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from csflow.addresses import is_address, normalized
 from csflow.audit import audit
+from csflow.churn import account_risk, latest_model
 from csflow.config import Settings
 from csflow.links import SURVEY_SCORES, SurveyAnswer
 from csflow.outcomes import set_outcome
@@ -424,6 +425,7 @@ def account_page(conn: sa.Connection, user: User, account_id: str, weights: dict
         "contacts": contacts,
         "communication": communication,
         "tasks": tasks,
+        "risk": account_risk(conn, account_id),
     }
 
 
@@ -455,4 +457,9 @@ def kpis(conn: sa.Connection, user: User) -> dict[str, Any]:
         raise NotAllowed
     months = _rows(conn, "select * from marts.kpi_monthly order by month desc limit 12")[::-1]
     as_of = latest_as_of(conn) or date.today()
-    return {"months": months, "effectiveness": playbook_effectiveness(conn, as_of), "as_of": as_of}
+    return {
+        "months": months,
+        "effectiveness": playbook_effectiveness(conn, as_of),
+        "as_of": as_of,
+        "model": latest_model(conn),
+    }

@@ -8,6 +8,7 @@ trained on its history has something true to find.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def history(server, tmp_path_factory: pytest.TempPathFactory):
         write_run_context(engine, AS_OF, "test", settings.timezone)
         run_dbt(db, settings, ["build", "--select", "+marts", "--exclude", "test_type:unit"], use_prefect=False)
         build_signal_history(db, settings, AS_OF - timedelta(days=365), AS_OF)
+        # account_health too, on the observation days of the validation window (every 4 weeks back).
+        health = build_signal_history(db, settings, AS_OF - timedelta(days=170), AS_OF, with_health=True)
+        assert health.health_days == tuple(AS_OF - timedelta(days=28 * k) for k in range(1, 7))
         engine.dispose()
         yield db, settings
 
@@ -70,6 +74,11 @@ def test_training_publishes_a_card_and_the_nightly_scores_use_it(history) -> Non
         card = run["card"]
         assert run["train_to"] + timedelta(days=90) < run["validation_from"]  # judged on time it did not see
         assert card["auc"] > 0.6 and card["brier"] < card["brier_base_rate"]
+        assert card["health_observations"] > 0 and card["health_auc"] is not None
+        # The run context is the latest run's again, and account_health holds the days built.
+        assert conn.execute(sa.text("select as_of_date from ops.run_context")).scalar_one() == AS_OF
+        health_days = conn.execute(sa.text("select count(distinct as_of_date) from marts.account_health")).scalar_one()
+        assert health_days == 7
         scores = conn.execute(sa.text("select * from marts.churn_risk")).mappings().all()
         active = conn.execute(
             sa.text("select count(*) from marts.account_signals_daily where signal_date = :d and days_to_renewal is not null"),
@@ -103,3 +112,65 @@ def test_too_few_churners_is_said_and_nothing_new_is_published(history) -> None:
         statuses = conn.execute(sa.text("select status, parameters is null from ops.model_runs")).all()
     engine.dispose()
     assert ("too_few_churners", True) in statuses
+
+
+def test_the_churn_risk_play_ships_off_and_once_on_names_the_drivers(history, tmp_path: Path) -> None:
+    import yaml
+
+    from csflow.playbooks import load_playbooks, run_playbooks
+    from csflow.render import Renderer
+
+    db, settings = history
+    shipped = load_playbooks(settings.playbooks_file, Renderer())
+    assert [p.enabled for p in shipped.playbooks if p.name == "churn_risk_high"] == [False]
+
+    CliRunner().invoke(app, ["model", "train"], env=env(settings, CSFLOW_CHURN_MODEL_MIN_CHURNERS="10"))
+    data = yaml.safe_load(settings.playbooks_file.read_text(encoding="utf-8"))
+    for play in data["playbooks"]:
+        play["enabled"] = play["name"] == "churn_risk_high"
+    turned_on = tmp_path / "playbooks.yml"
+    turned_on.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    engine = db.engine()
+    run_dbt(db, settings, ["run", "--select", "audience_churn_risk_high"], use_prefect=False)
+    results = run_playbooks(engine, dataclasses.replace(settings, playbooks_file=turned_on), AS_OF, gate_open=True)
+    with engine.connect() as conn:
+        audience = conn.execute(sa.text("select count(*) from marts.audience_churn_risk_high")).scalar_one()
+        bodies = conn.execute(sa.text("select text_body from ops.outbox where playbook = 'churn_risk_high'")).scalars().all()
+    engine.dispose()
+    assert [r.playbook for r in results] == ["churn_risk_high"]
+    assert audience > 0 and len(bodies) == audience
+    assert all("What moves it most:" in body and "the risk)" in body for body in bodies)
+    assert any("renewal within 90 days (raises the risk)" in body or "usage in the last 30 days" in body for body in bodies)
+
+
+def test_the_kpis_page_shows_the_card_and_the_account_page_the_drivers(history, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from csflow.texts import all_texts
+    from csflow.web import create_app
+
+    db, settings = history
+    CliRunner().invoke(app, ["model", "train"], env=env(settings, CSFLOW_CHURN_MODEL_MIN_CHURNERS="10"))
+    lead = "lead@cs.example.org"
+    site = dataclasses.replace(
+        settings,
+        workspace_secret="workspace-secret-for-tests-0123456789",
+        workspace_trusted_header="X-Forwarded-Email",
+        team_leads=(lead,),
+        leadership=(lead,),
+        outbox_dir=tmp_path / "outbox",
+    )
+    engine = db.engine()
+    with engine.connect() as conn:
+        risky = conn.execute(sa.text("select * from marts.churn_risk order by churn_probability desc limit 1")).mappings().one()
+        features = list(conn.execute(sa.text("select card -> 'coefficients' from ops.model_runs where status = 'published'")).scalar_one())
+    browser = TestClient(create_app(site, engine), follow_redirects=False)
+    kpis = browser.get("/kpis", headers={"X-Forwarded-Email": lead})
+    assert kpis.status_code == 200 and "Churn-risk model" in kpis.text and "AUC (0.5 is a coin)" in kpis.text
+    page = browser.get(f"/accounts/{risky['account_id']}", headers={"X-Forwarded-Email": lead})
+    engine.dispose()
+    assert page.status_code == 200 and "Churn risk" in page.text
+    assert f"{float(risky['churn_probability']) * 100:.0f}%" in page.text
+    # Every feature the model may name has words in every locale the pages speak.
+    for locale, texts in all_texts().items():
+        assert all(f"driver_{name}" in texts for name in features), locale

@@ -45,6 +45,7 @@ DEPLOYMENTS = {
     "send_digests/csm-digests": "30 7 * * *",
     "send_digests/kpi-report": "0 8 * * 1",
     "backfill/backfill": None,
+    "train_churn_model/weekly": "0 4 * * 0",
 }
 SERVER_START_TIMEOUT = 90
 CLI_TIMEOUT = 120
