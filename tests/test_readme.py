@@ -85,6 +85,7 @@ RUN_BY: dict[str, tuple[str, ...]] = {
     "backfill": ("tests/test_cli.py::test_backfill_checks_the_range_then_runs_its_flow",),
     "signals": ("tests/test_signals.py::test_the_commands_print_a_table_and_write_a_report",),
     "backtest": ("tests/test_signals.py::test_the_commands_print_a_table_and_write_a_report",),
+    "model": ("tests/test_churn_risk.py::test_training_publishes_a_card_and_the_nightly_scores_use_it",),
     "migrate": ("tests/test_schema.py::test_a_warehouse_of_the_release_before_migrations_upgrades_in_place",),
 }
 # csflow subcommand -> the helper both it and `csflow demo` call to do the work.
