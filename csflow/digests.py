@@ -22,6 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from csflow.churn import latest_model
 from csflow.config import Settings
 from csflow.dbt import dbt_var
 from csflow.links import account_url, task_url
@@ -218,6 +219,7 @@ def kpi_report(conn: sa.Connection, settings: Settings, as_of: date, renderer: R
             "kpis": rows,
             "headlines": headlines(conn, as_of),
             "effectiveness": effectiveness,
+            "model": latest_model(conn),
             "base_currency": dbt_var("base_currency"),
         },
     )

@@ -171,6 +171,16 @@ def test_the_kpis_page_shows_the_card_and_the_account_page_the_drivers(history, 
     engine.dispose()
     assert page.status_code == 200 and "Churn risk" in page.text
     assert f"{float(risky['churn_probability']) * 100:.0f}%" in page.text
+    # The weekly KPI report carries the card too.
+    from csflow.digests import kpi_report
+    from csflow.render import Renderer
+
+    engine = db.engine()
+    with engine.connect() as conn:
+        report = kpi_report(conn, site, AS_OF, Renderer())
+    engine.dispose()
+    assert "\nChurn-risk model: churn-20260331-" in report.text_body and "(0.5 is a coin)" in report.html_body
+    assert "\n* partial month" in report.text_body
     # Every feature the model may name has words in every locale the pages speak.
     for locale, texts in all_texts().items():
         assert all(f"driver_{name}" in texts for name in features), locale
