@@ -264,7 +264,7 @@ def train(warehouse: Warehouse, settings: Settings, as_of: date | None = None) -
     finally:
         engine.dispose()
     if trained.parameters is not None and as_of == latest:
-        run_dbt(warehouse, settings, ["run", "--select", "churn_risk", "churn_drivers"], use_prefect=False)
+        run_dbt(warehouse, settings, ["run", "--select", "int_churn_model_latest", "churn_risk", "churn_drivers"], use_prefect=False)
     return trained
 
 

@@ -653,7 +653,7 @@ def test_two_ingests_at_once_both_finish_one_after_the_other(warehouse: Warehous
 def test_every_deployment_that_writes_the_warehouse_runs_one_at_a_time() -> None:
     manifest = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     assert {d["name"]: d.get("concurrency_limit") for d in manifest["deployments"]} == {
-        "nightly": 1, "csm-digests": 1, "kpi-report": 1, "backfill": 1,
+        "nightly": 1, "csm-digests": 1, "kpi-report": 1, "backfill": 1, "weekly": 1,
     }
 
 

@@ -30,11 +30,7 @@ run_context as (
 
 model as (
 
-    select *
-    from {{ ref('stg_ops__model_runs') }}
-    where status = 'published'
-    order by trained_at desc, model_version desc
-    limit 1
+    select * from {{ ref('int_churn_model_latest') }}
 
 ),
 
