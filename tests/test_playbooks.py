@@ -136,7 +136,10 @@ def test_the_shipped_playbooks_load_with_all_their_templates() -> None:
         "nps_detractor",
         "single_feature_cross_sell",
         "high_interest",
+        "churn_risk_high",
     ]
+    # Off until a model has been validated on the team's own history.
+    assert [p.name for p in config.playbooks if not p.enabled] == ["churn_risk_high"]
 
 
 def test_a_30_day_backfill_fires_each_occasion_once_on_the_first_day_it_appears(built_marts, marts_engine) -> None:
