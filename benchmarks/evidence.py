@@ -12,8 +12,8 @@ times and reports:
    as_of alone, times the days;
 2. account_health every 4 weeks back (`--with-health`), for the health
    score's AUC;
-3. backtests of usage_decline at two thresholds over the labelled part of
-   the year;
+3. backtests of usage_decline at two thresholds, and of the health score,
+   over the labelled part of the year;
 4. `csflow model train`: the model card (AUC, Brier against the base rate,
    top-decile lift, calibration) and the health score's AUC beside it.
 
@@ -103,6 +103,12 @@ def main() -> None:
                     f"{s.precision or 0:.1%}, recall {s.recall or 0:.1%} of {s.churners} churners, "
                     f"median lead {s.median_lead_days} days"
                 )
+
+            health_test = run_backtest(warehouse, settings, "health_score", [], first, last, horizon).summaries[0]
+            print(
+                f"  health_score: median monthly AUC {health_test.median_auc}, of {health_test.churners} churners "
+                f"{health_test.churners_red} red and {health_test.churners_yellow} yellow {horizon} days ahead"
+            )
 
             started = time.perf_counter()
             trained = train(warehouse, settings)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -26,8 +26,9 @@ from csflow.render import TEMPLATES_DIR
 from csflow.signals import current_as_of
 from csflow.warehouse import Warehouse
 
-# Plays whose audience rule is a macro over the daily signals (dbt macro backtest_plays).
-BACKTEST_PLAYS = ("usage_decline", "inquiry_surge", "high_interest")
+# Plays whose audience rule is a macro over the daily signals (dbt macro backtest_plays),
+# and the health score (dbt macro health_score_backtest), which has no setting to vary.
+BACKTEST_PLAYS = ("usage_decline", "inquiry_surge", "high_interest", "health_score")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -45,6 +46,9 @@ class SettingSummary:
     reached: int
     median_lead_days: float | None
     months: list[tuple[date, int]]  # firings per month, for the chart
+    auc_by_month: list[tuple[date, float]] = field(default_factory=list)  # health_score only
+    churners_red: int = 0  # health_score only: churners red, or yellow, a horizon before their end
+    churners_yellow: int = 0
 
     @property
     def precision(self) -> float | None:
@@ -53,6 +57,10 @@ class SettingSummary:
     @property
     def recall(self) -> float | None:
         return self.reached / self.churners if self.churners else None
+
+    @property
+    def median_auc(self) -> float | None:
+        return statistics.median(a for _, a in self.auc_by_month) if self.auc_by_month else None
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,11 @@ def parse_settings(play: str, sets: list[str]) -> dict[str, dict[str, float]]:
     """
     if play not in BACKTEST_PLAYS:
         raise ValueError(f"backtest: play {play!r} has no rule over the daily signals; try one of {', '.join(BACKTEST_PLAYS)}")
+    if play == "health_score" and sets:
+        raise ValueError(
+            "backtest: the health score is backtested as it was built (account_health history); "
+            "its weights cannot be varied with --set"
+        )
     known = project_vars()
     axes: list[list[tuple[str, float]]] = []
     for option in sets:
@@ -125,6 +138,20 @@ def run_backtest(
                 f"backtest: the signal history holds {held} of the {days} days from {first} to {last}; "
                 f"build it first: csflow signals backfill --from {first} --to {last}"
             )
+        if play == "health_score":
+            with engine.connect() as conn:
+                health_days = conn.execute(
+                    sa.text(
+                        "select count(distinct as_of_date) from marts.account_health "
+                        "where as_of_date between :first and :last"
+                    ),
+                    {"first": first, "last": last},
+                ).scalar_one()
+            if not health_days:
+                raise ValueError(
+                    f"backtest: account_health holds no day from {first} to {last}; build some first: "
+                    f"csflow signals backfill --from {first} --to {last} --with-health"
+                )
         run_dbt(
             warehouse,
             settings,
@@ -168,6 +195,9 @@ def _summary(label: str, rows: list) -> SettingSummary:
         reached=total["churners_reached"],
         median_lead_days=statistics.median(leads) if leads else None,
         months=[(r["month"], int(r["firings"])) for r in rows],
+        auc_by_month=[(r["month"], float(r["auc"])) for r in rows if r["auc"] is not None],
+        churners_red=sum(int(r["churners_red"] or 0) for r in rows),
+        churners_yellow=sum(int(r["churners_yellow"] or 0) for r in rows),
     )
 
 
@@ -180,6 +210,7 @@ def write_report(folder: Path, backtest: Backtest) -> Path:
         backtest=backtest,
         built=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
         charts=[charts.bars(s.months, f"Firings per month, {s.setting}") for s in backtest.summaries],
+        auc_chart=charts.line(backtest.summaries[0].auc_by_month, "Health score AUC per month", 0, 1),
     )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"backtest-{backtest.play}.html"

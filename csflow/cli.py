@@ -24,6 +24,7 @@ from csflow.config import ConfigError, Settings, load_settings
 from csflow.terminal import cells, files_table
 
 if TYPE_CHECKING:
+    from csflow.backtests import Backtest
     from csflow.summary import RunSummary
 
 # Quiet by default: no telemetry from dbt or Prefect's server.
@@ -826,6 +827,37 @@ def backtest(
         console.status(f"backtesting {play}"),
     ):
         result = run_backtest(warehouse, settings, play, sets or [], start, end, horizon)
+    if play == "health_score":
+        _print_health_backtest(result)
+    else:
+        _print_play_backtest(result)
+    report = write_report(settings.state_dir.resolve() / "reports", result)
+    console.print(Text(f"report: {report}"))
+
+
+def _print_health_backtest(result: Backtest) -> None:
+    summary = result.summaries[0]
+    table = Table(
+        "month", "observations", "AUC",
+        title=f"Health score against churn within {result.horizon} days, {result.first} to {result.last}",
+        box=box.SIMPLE_HEAD,
+    )
+    aucs = dict(summary.auc_by_month)
+    for month, observed in summary.months:
+        table.add_row(*cells(f"{month:%Y-%m}", f"{observed:,}", f"{aucs[month]:.3f}" if month in aucs else "-"))
+    console.print(table)
+    median = summary.median_auc
+    console.print(
+        Text(
+            f"Median monthly AUC {'-' if median is None else f'{median:.3f}'} (0.5 is a coin; above it churners score "
+            f"lower). Of {summary.churners} churners, {summary.churners_red} were red and {summary.churners_yellow} "
+            f"yellow {result.horizon} days before their contract ended."
+        )
+    )
+
+
+def _print_play_backtest(result: Backtest) -> None:
+    play, start, end = result.play, result.first, result.last
     # No column borders and short headers: eight columns fit 80 with the setting whole.
     table = Table(
         title=f"Backtest of {play}, {start} to {end}, horizon {result.horizon} days",
@@ -850,8 +882,6 @@ def backtest(
             )
         )
     console.print(table)
-    report = write_report(settings.state_dir.resolve() / "reports", result)
-    console.print(Text(f"report: {report}"))
 
 
 @app.command()

@@ -184,3 +184,29 @@ def test_the_kpis_page_shows_the_card_and_the_account_page_the_drivers(history, 
     # Every feature the model may name has words in every locale the pages speak.
     for locale, texts in all_texts().items():
         assert all(f"driver_{name}" in texts for name in features), locale
+
+
+def test_the_health_score_is_backtested_like_a_play(history) -> None:
+    db, settings = history
+    runner = CliRunner()
+    args = ["backtest", "--play", "health_score", "--horizon", "90"]
+    first, last = AS_OF - timedelta(days=170), AS_OF - timedelta(days=90)
+    result = runner.invoke(app, [*args, "--from", str(first), "--to", str(last)], env=env(settings))
+    assert result.exit_code == 0, result.output
+    assert "Median monthly AUC" in result.output and "days before their contract ended" in result.output
+    engine = db.engine()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select month, firings, churned, auc from marts.play_backtests where playbook = 'health_score' order by month")
+        ).mappings().all()
+    engine.dispose()
+    # account_health was built every 4 weeks back from AS_OF: 2025-10-14, 2025-11-11 and 2025-12-09 fall in the range.
+    observed = [r for r in rows if r["firings"]]
+    assert [r["month"].month for r in observed] == [10, 11, 12]
+    assert all(r["auc"] is None or 0 <= r["auc"] <= 1 for r in observed)
+    assert (settings.state_dir.resolve() / "reports" / "backtest-health_score.html").is_file()
+
+    varied = runner.invoke(app, [*args, "--set", "health_weight_nps=0.5", "--from", str(first), "--to", str(last)], env=env(settings))
+    assert varied.exit_code == 1 and "cannot be varied with --set" in varied.output
+    none = runner.invoke(app, [*args, "--from", "2025-04-01", "--to", "2025-04-20"], env=env(settings))
+    assert none.exit_code == 1 and "--with-health" in none.output

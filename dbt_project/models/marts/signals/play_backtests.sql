@@ -16,6 +16,9 @@
       rule fired on in the horizon before the end; recall = reached /
       churners; lead_days: for each reached churner, days from the first
       such firing to the end (median_lead_days, their median).
+    The health score gets the same treatment as play health_score (macro
+    health_score_backtest): per month, its AUC against churn within the
+    horizon, and the churners' band a horizon before their end.
 -#}
 {{
     config(
@@ -30,7 +33,11 @@
 
 {%- set backtest = var('backtest', none) %}
 
-{%- if backtest %}
+{%- if backtest and backtest.play == 'health_score' %}
+
+{{ health_score_backtest(backtest) }}
+
+{%- elif backtest %}
 {%- set plays = backtest_plays() %}
 {%- if backtest.play not in plays %}
     {{ exceptions.raise_compiler_error("backtest: play " ~ backtest.play ~ " has no rule over the daily signals; backtests cover " ~ (plays.keys() | sort | join(', '))) }}
@@ -203,6 +210,9 @@ backtests as (
         round(churns_by_month.reached / cast(nullif(churns_by_month.churners, 0) as numeric), 4) as recall,
         churns_by_month.median_lead_days,
         churns_by_month.lead_days,
+        cast(null as numeric) as auc,
+        cast(null as bigint) as churners_red,
+        cast(null as bigint) as churners_yellow,
         (select as_of_date from run_context) as as_of_date,
         current_timestamp as backtested_at
 
@@ -234,6 +244,9 @@ select
     cast(null as numeric) as recall,
     cast(null as double precision) as median_lead_days,
     cast(null as integer[]) as lead_days,
+    cast(null as numeric) as auc,
+    cast(null as bigint) as churners_red,
+    cast(null as bigint) as churners_yellow,
     cast(null as date) as as_of_date,
     cast(null as timestamptz) as backtested_at
 where false
