@@ -123,35 +123,18 @@ def run_backtest(
         raise ValueError("backtest: --horizon must be at least 1 day")
     engine = warehouse.engine()
     try:
-        with engine.connect() as conn:
-            held = conn.execute(
-                sa.text(
-                    "select count(distinct signal_date) from marts.account_signals_daily "
-                    "where signal_date between :first and :last"
-                ),
-                {"first": first, "last": last},
-            ).scalar_one()
-        as_of = current_as_of(engine)
-        days = (last - first).days + 1
+        held, days = _days_held(engine, "marts.account_signals_daily", "signal_date", first, last), (last - first).days + 1
         if held < days:
             raise ValueError(
                 f"backtest: the signal history holds {held} of the {days} days from {first} to {last}; "
                 f"build it first: csflow signals backfill --from {first} --to {last}"
             )
-        if play == "health_score":
-            with engine.connect() as conn:
-                health_days = conn.execute(
-                    sa.text(
-                        "select count(distinct as_of_date) from marts.account_health "
-                        "where as_of_date between :first and :last"
-                    ),
-                    {"first": first, "last": last},
-                ).scalar_one()
-            if not health_days:
-                raise ValueError(
-                    f"backtest: account_health holds no day from {first} to {last}; build some first: "
-                    f"csflow signals backfill --from {first} --to {last} --with-health"
-                )
+        if play == "health_score" and not _days_held(engine, "marts.account_health", "as_of_date", first, last):
+            raise ValueError(
+                f"backtest: account_health holds no day from {first} to {last}; build some first: "
+                f"csflow signals backfill --from {first} --to {last} --with-health"
+            )
+        as_of = current_as_of(engine)
         run_dbt(
             warehouse,
             settings,
@@ -179,6 +162,15 @@ def run_backtest(
         engine.dispose()
     summaries = [_summary(label, [r for r in rows if r["setting"] == label]) for label in tried]
     return Backtest(play, first, last, horizon, as_of, summaries)
+
+
+def _days_held(engine: sa.Engine, table: str, column: str, first: date, last: date) -> int:
+    """How many distinct days from first to last a history table holds (table and column are ours, not input)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(f"select count(distinct {column}) from {table} where {column} between :first and :last"),
+            {"first": first, "last": last},
+        ).scalar_one()
 
 
 def _summary(label: str, rows: list) -> SettingSummary:

@@ -223,18 +223,33 @@ def fit_churn_model(
     return TrainedModel(card, parameters)
 
 
+# One observation per account per OBSERVATION_STEP_DAYS, counted back from as_of,
+# whose horizon has passed by as_of; with the health score where account_health has one.
 _OBSERVATIONS = """
-select f.*, h.health_score, exists (
-    select 1 from intermediate.int_contract_ends_labelled e
-    where e.account_id = f.account_id and e.outcome = 'churned'
-      and e.end_date > f.signal_date and e.end_date <= f.signal_date + :horizon and e.end_date <= :as_of
-)::int as churned
+select f.*, h.health_score
 from intermediate.int_churn_features f
 left join marts.account_health h on h.account_id = f.account_id and h.as_of_date = f.signal_date
 where f.signal_date <= cast(:as_of as date) - :horizon
   and (f.signal_date - cast(:as_of as date)) % :step = 0
 order by f.signal_date, f.account_id
 """
+_CHURN_ENDS = """
+select account_id, end_date from intermediate.int_contract_ends_labelled
+where outcome = 'churned' and end_date <= :as_of
+"""
+
+
+def label(observations: pd.DataFrame, churn_ends: pd.DataFrame, horizon: int) -> pd.Series:
+    """1 where the account's contract ended in churn within the horizon after the observation day, else 0.
+
+    A join on the account (an account has few contract ends), not a subquery per
+    observation: hundreds of thousands of observations label in a second.
+    """
+    keyed = observations[["account_id", "signal_date"]].reset_index()
+    pairs = keyed.merge(churn_ends, on="account_id")
+    days = (pd.to_datetime(pairs.end_date) - pd.to_datetime(pairs.signal_date)).dt.days
+    churned = set(pairs.loc[(days > 0) & (days <= horizon), "index"])
+    return pd.Series(observations.index.isin(list(churned)).astype(int), index=observations.index)
 
 
 def train(warehouse: Warehouse, settings: Settings, as_of: date | None = None) -> TrainedModel:
@@ -256,7 +271,9 @@ def train(warehouse: Warehouse, settings: Settings, as_of: date | None = None) -
             frame = pd.read_sql(
                 sa.text(_OBSERVATIONS), conn, params={"as_of": as_of, "horizon": horizon, "step": OBSERVATION_STEP_DAYS}
             )
+            churn_ends = pd.read_sql(sa.text(_CHURN_ENDS), conn, params={"as_of": as_of})
         health = frame.pop("health_score")
+        frame[LABEL] = label(frame, churn_ends, horizon)
         trained = fit_churn_model(
             frame, horizon, settings.churn_model_validation_days, settings.churn_model_min_churners, health
         )

@@ -37,6 +37,11 @@ class SignalHistory:
 # run's as_of): every fourth week back from the latest as_of, the days the
 # churn model observes (csflow.churn.OBSERVATION_STEP_DAYS x 4).
 HEALTH_STEP_DAYS = 28
+# account_health and what it reads, for one day. dbt replaces a table or view
+# by dropping the old one with CASCADE, which takes the views built on it
+# outside this selection along: the last step is a whole `dbt run` as of the
+# latest run's day, which leaves the project as the nightly build does.
+HEALTH_BUILD = ["run", "--select", "+account_health"]
 
 
 def current_as_of(engine: sa.Engine) -> date | None:
@@ -70,10 +75,11 @@ def build_signal_history(
                 f"build up to {as_of}, or run the pipeline for {last} first"
             )
         log.info("building account_signals_daily for %s to %s (%d days)", first, last, (last - first).days + 1)
+        # The daily rollups it reads are incremental and current since the latest run: only the model runs.
         run_dbt(
             warehouse,
             settings,
-            ["run", "--select", "+account_signals_daily"],
+            ["run", "--select", "account_signals_daily"],
             use_prefect=False,
             dbt_vars={"signals_from": first.isoformat(), "signals_to": last.isoformat()},
         )
@@ -105,7 +111,7 @@ def _build_health_history(warehouse: Warehouse, settings: Settings, engine: sa.E
         for day in sorted(days):
             log.info("building account_health for %s", day)
             write_run_context(engine, day, f"health history {day}", context.timezone)
-            run_dbt(warehouse, settings, ["run", "--select", "+account_health"], use_prefect=False)
+            run_dbt(warehouse, settings, HEALTH_BUILD, use_prefect=False)
     finally:
         write_run_context(engine, context.as_of_date, context.run_id, context.timezone)
-        run_dbt(warehouse, settings, ["run", "--select", "+account_health"], use_prefect=False)
+        run_dbt(warehouse, settings, ["run"], use_prefect=False)

@@ -1,9 +1,10 @@
 {#-
-    Usage per account over windows ending on as_of, from the daily rollup:
-    events in the last 30 days (as_of - 29 .. as_of), the 30 before
-    (as_of - 59 .. as_of - 30) and 90 days, and the number of distinct
-    features used in 90 days (int_usage_rolled_to_account_features). Only
-    days at or before as_of count. One row per account existing on as_of
+    Usage per account over windows ending on as_of: events in the last 30
+    days (as_of - 29 .. as_of), the 30 before (as_of - 59 .. as_of - 30) and
+    the distinct features used in 90 days are as_of's row of
+    account_signals_daily (one definition of each signal, which backtests
+    replay); events in 90 days and the single feature come from the daily
+    rollups. Only days at or before as_of count. One row per account existing on as_of
     with any usage event at or before as_of (0 events in the windows when
     all of them are older).
 -#}
@@ -53,12 +54,18 @@ recent_rolled as (
 
     select
         account_id,
-        coalesce(sum(event_count) filter (where days_ago < 30), 0) as events_30d,
-        coalesce(sum(event_count) filter (where days_ago between 30 and 59), 0) as events_prev_30d,
         sum(event_count) as events_90d
 
     from recent_days
     group by account_id
+
+),
+
+signals as (
+
+    select signals.*
+    from {{ ref('account_signals_daily') }} as signals
+    where signals.signal_date = (select as_of_date from run_context)
 
 ),
 
@@ -103,19 +110,17 @@ joined as (
     select
         accounts_with_usage.account_id,
         accounts_with_usage.as_of_date,
-        coalesce(recent_rolled.events_30d, 0) as events_30d,
-        coalesce(recent_rolled.events_prev_30d, 0) as events_prev_30d,
+        coalesce(signals.events_30d, 0) as events_30d,
+        coalesce(signals.events_prev_30d, 0) as events_prev_30d,
         coalesce(recent_rolled.events_90d, 0) as events_90d,
-        case
-            when recent_rolled.events_prev_30d > 0
-                then (recent_rolled.events_30d - recent_rolled.events_prev_30d)
-                    / cast(recent_rolled.events_prev_30d as numeric)
-        end as usage_change,
-        coalesce(features_counted.features_used_90d, 0) as features_used_90d,
-        case when features_counted.features_used_90d = 1 then features_counted.first_feature end as single_feature,
+        signals.usage_change,
+        coalesce(signals.features_used_90d, 0) as features_used_90d,
+        case when signals.features_used_90d = 1 then features_counted.first_feature end as single_feature,
         accounts_with_usage.has_feature_data
 
     from accounts_with_usage
+    left join signals
+        on accounts_with_usage.account_id = signals.account_id
     left join recent_rolled
         on accounts_with_usage.account_id = recent_rolled.account_id
     left join features_counted

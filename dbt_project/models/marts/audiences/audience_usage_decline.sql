@@ -29,8 +29,7 @@ segments as (
 declining_accounts as (
 
     select * from usage_windows
-    where events_prev_30d >= greatest({{ var('usage_decline_min_previous_events') }}, 1)
-        and events_30d <= events_prev_30d * (1 - {{ var('usage_decline_min_drop') }})
+    where {{ usage_decline_rule('usage_windows') }}
 
 ),
 
