@@ -21,6 +21,7 @@ from tests.test_marts_health import (
     INVOICES_HEADER,
     SURVEYS_HEADER,
     TICKETS_HEADER,
+    USAGE_HEADER,
     WEB_HEADER,
     Usage,
     ago,
@@ -42,10 +43,11 @@ def signals(warehouse: Warehouse, dbt_build, settings_for, tmp_path: Path):
         ["A,Alpha,csm@example.com,2024-01-01", f"B,Beta,csm@example.com,{ago(11)}"],
     )
     usage = Usage()
-    usage.add("A", ago(5), 10)  # reports
-    usage.add("A", ago(40), 20)
-    usage.add("A", ago(100), 3, feature="exports")  # counts among features until ago(11)
-    usage.write(landing)
+    usage.add("A", ago(5), 10)  # reports, by U1 and U2
+    usage.add("A", ago(40), 20)  # by U1 and U3
+    usage.add("A", ago(100), 3, feature="exports")  # counts among features until ago(11); by U4
+    users = ["U1", "U2"] * 5 + ["U1", "U3"] * 10 + ["U4"] * 3
+    write(landing, "usage_events", USAGE_HEADER + ",user_id", [f"{row},{user}" for row, user in zip(usage.rows, users, strict=True)])
     write(landing, "support_tickets", TICKETS_HEADER, [f"T1,A,{ts(ago(2))},email", f"T2,A,{ts(ago(2))},chat", f"T3,A,{ts(ago(35))},web"])
     write(
         landing,
@@ -84,6 +86,7 @@ def test_each_day_counts_what_happened_by_then(signals) -> None:
     today = rows["A", AS_OF]
     assert (today["events_30d"], today["events_prev_30d"], float(today["usage_change"])) == (10, 20, -0.5)
     assert today["features_used_90d"] == 1  # exports was last used 100 days ago
+    assert (today["active_users_30d"], today["active_users_prev_30d"]) == (2, 2)  # U1, U2; then U1, U3
     assert (today["tickets_30d"], today["tickets_prev_30d"]) == (2, 1)
     assert today["overdue_invoices"] == 1  # I2, due ago(5) and unpaid; I1 was paid on ago(10)
     assert (today["nps_score_latest"], today["nps_age_days"]) == (7, 8)  # the later of ago(8)'s two answers
@@ -96,6 +99,9 @@ def test_each_day_counts_what_happened_by_then(signals) -> None:
     assert (earlier["events_30d"], earlier["events_prev_30d"]) == (20, 0)
     assert earlier["usage_change"] is None
     assert earlier["features_used_90d"] == 2
+    # ago(15): ago(40)'s U1 and U3 in the last 30 days; ago(100)'s U4 is 85 days back (not 30-59).
+    assert (earlier["active_users_30d"], earlier["active_users_prev_30d"]) == (2, 0)
+    assert rows["A", ago(11)]["active_users_30d"] == 2 and rows["A", ago(10)]["active_users_30d"] == 0
     assert (earlier["nps_score_latest"], earlier["nps_age_days"]) == (3, 185)  # from before the grid
     assert rows["A", ago(11)]["features_used_90d"] == 2 and rows["A", ago(10)]["features_used_90d"] == 1
     # I1: overdue the day after it fell due until the day it was paid.

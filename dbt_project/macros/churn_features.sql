@@ -10,6 +10,8 @@
         ('log_events_30d', 'ln(1 + events_30d)'),
         ('log_events_prev_30d', 'ln(1 + events_prev_30d)'),
         ('usage_change', 'greatest(-1, least(coalesce(usage_change, 0), 2))'),
+        ('log_active_users_30d', 'ln(1 + active_users_30d)'),
+        ('log_active_users_prev_30d', 'ln(1 + active_users_prev_30d)'),
         ('features_used_90d', 'features_used_90d'),
         ('log_tickets_30d', 'ln(1 + tickets_30d)'),
         ('log_tickets_prev_30d', 'ln(1 + tickets_prev_30d)'),

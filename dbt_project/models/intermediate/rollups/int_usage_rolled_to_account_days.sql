@@ -44,6 +44,7 @@ $$
             {'columns': ['account_id', 'activity_date'], 'unique': true},
             {'columns': ['max_load_id']},
         ],
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_if_timezone_changed() }}",
         post_hook=ndistinct_statistics,
     )
@@ -70,6 +71,7 @@ dated_events as not materialized (
         cast(usage_events.occurred_at at time zone run_context.timezone as date) as activity_date,
         usage_events.occurred_at,
         usage_events.feature,
+        usage_events.user_id,
         usage_events.load_id,
         run_context.timezone
 
@@ -189,6 +191,10 @@ rolled as (
             array_agg(distinct feature order by feature) filter (where feature is not null),
             cast(array[] as text[])
         ) as features,
+        coalesce(
+            array_agg(distinct user_id order by user_id) filter (where user_id is not null),
+            cast(array[] as text[])
+        ) as users,
         max(load_id) as max_load_id,
         min(timezone) as timezone
 

@@ -67,7 +67,7 @@ grid as (
 
 usage_days as (
 
-    select account_id, activity_date as day, event_count, features
+    select account_id, activity_date as day, event_count, features, coalesce(users, cast(array[] as text[])) as users
     from {{ ref('int_usage_rolled_to_account_days') }}
     where activity_date between (select first_day - 89 from days) and (select last_day from days)
 
@@ -151,21 +151,43 @@ feature_uses as (
 
 ),
 
+user_uses as (
+
+    -- each day a user was active, with the days they were active before and after
+    select
+        usage_days.account_id,
+        usage_days.day,
+        lag(usage_days.day) over uses as previous_use,
+        lead(usage_days.day) over uses as next_use
+
+    from usage_days
+    cross join unnest(usage_days.users) as user_id
+    window uses as (partition by usage_days.account_id, user_id order by usage_days.day)
+
+),
+
 counted_changes as (
 
     -- a use counts that day and the 89 after: +1 on a use after 90 days without one,
     -- -1 90 days after a use not followed by another within them;
+    -- an active user counts that day and the 29 after, the same way;
     -- +1 the day after an invoice falls due unpaid, -1 the day it is paid
-    select account_id, day, 1 as features, 0 as overdue from feature_uses
+    select account_id, day, 1 as features, 0 as users, 0 as overdue from feature_uses
     where previous_use is null or previous_use <= day - 90
     union all
-    select account_id, day + 90, -1, 0 from feature_uses
+    select account_id, day + 90, -1, 0, 0 from feature_uses
     where next_use is null or next_use > day + 90
     union all
-    select account_id, due_date + 1, 0, 1 from {{ ref('stg_landing__invoices') }}
+    select account_id, day, 0, 1, 0 from user_uses
+    where previous_use is null or previous_use <= day - 30
+    union all
+    select account_id, day + 30, 0, -1, 0 from user_uses
+    where next_use is null or next_use > day + 30
+    union all
+    select account_id, due_date + 1, 0, 0, 1 from {{ ref('stg_landing__invoices') }}
     where paid_date is null or paid_date > due_date
     union all
-    select account_id, paid_date, 0, -1 from {{ ref('stg_landing__invoices') }}
+    select account_id, paid_date, 0, 0, -1 from {{ ref('stg_landing__invoices') }}
     where paid_date > due_date
 
 ),
@@ -177,6 +199,7 @@ changes_by_day as (
         counted_changes.account_id,
         greatest(counted_changes.day, days.first_day - 59) as day,
         sum(counted_changes.features) as features,
+        sum(counted_changes.users) as users,
         sum(counted_changes.overdue) as overdue
 
     from counted_changes
@@ -235,6 +258,7 @@ joined as (
         coalesce(interest_by_day.high_price_product_page_visits, 0) as high_price_product_page_visits,
         coalesce(interest_by_day.cross_sell_clicks, 0) as cross_sell_clicks,
         coalesce(changes_by_day.features, 0) as feature_change,
+        coalesce(changes_by_day.users, 0) as user_change,
         coalesce(changes_by_day.overdue, 0) as overdue_change,
         nps_by_day.score as nps_score,
         nps_by_day.responded_date as nps_date
@@ -266,6 +290,7 @@ windowed as (
         sum(high_price_product_page_visits) over interest as high_price_product_page_visits,
         sum(cross_sell_clicks) over interest as cross_sell_clicks,
         sum(feature_change) over to_date as features_used_90d,
+        sum(user_change) over to_date as active_users_30d,
         sum(overdue_change) over to_date as overdue_invoices,
         nps_score,
         nps_date,
@@ -286,6 +311,8 @@ carried as (
 
     select
         *,
+        -- the users active in the 30 days before the last 30: the count as it stood 30 days earlier
+        lag(active_users_30d, 30) over (partition by account_id order by day) as active_users_prev_30d,
         first_value(nps_score) over (partition by account_id, nps_run order by day) as nps_score_latest,
         first_value(nps_date) over (partition by account_id, nps_run order by day) as nps_latest_date
 
@@ -325,6 +352,8 @@ signals as (
         carried.day - accounts.created_date as account_age_days,
         cast(carried.events_30d as bigint) as events_30d,
         cast(carried.events_prev_30d as bigint) as events_prev_30d,
+        cast(carried.active_users_30d as bigint) as active_users_30d,
+        cast(coalesce(carried.active_users_prev_30d, 0) as bigint) as active_users_prev_30d,
         case
             when carried.events_prev_30d > 0
                 then (carried.events_30d - carried.events_prev_30d) / cast(carried.events_prev_30d as numeric)
