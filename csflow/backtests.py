@@ -29,6 +29,7 @@ from csflow.warehouse import Warehouse
 # Plays whose audience rule is a macro over the daily signals (dbt macro backtest_plays),
 # and the health score (dbt macro health_score_backtest), which has no setting to vary.
 BACKTEST_PLAYS = ("usage_decline", "inquiry_surge", "high_interest", "health_score")
+HEALTH_BAND_VARS = ("health_green_min_score", "health_yellow_min_score")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -80,12 +81,10 @@ def parse_settings(play: str, sets: list[str]) -> dict[str, dict[str, float]]:
     """
     if play not in BACKTEST_PLAYS:
         raise ValueError(f"backtest: play {play!r} has no rule over the daily signals; try one of {', '.join(BACKTEST_PLAYS)}")
-    if play == "health_score" and sets:
-        raise ValueError(
-            "backtest: the health score is backtested as it was built (account_health history); "
-            "its weights cannot be varied with --set"
-        )
     known = project_vars()
+    if play == "health_score":
+        # Stored component scores re-weighed: the weights and the band thresholds can be tried.
+        known = {k: v for k, v in known.items() if k.startswith("health_weight_") or k in HEALTH_BAND_VARS}
     axes: list[list[tuple[str, float]]] = []
     for option in sets:
         name, eq, values = option.partition("=")
@@ -93,7 +92,10 @@ def parse_settings(play: str, sets: list[str]) -> dict[str, dict[str, float]]:
         if not eq or not _NAME.fullmatch(name) or not values.strip():
             raise ValueError(f"backtest: --set {option!r} is not VAR=value[,value...]")
         if name not in known:
-            raise ValueError(f"backtest: --set {name}: no such var in dbt_project/dbt_project.yml")
+            raise ValueError(
+                f"backtest: --set {name}: no such var in dbt_project/dbt_project.yml"
+                + (" that the health score's backtest can vary (health_weight_*, band thresholds)" if play == "health_score" else "")
+            )
         try:
             axes.append([(name, float(v)) for v in values.split(",")])
         except ValueError:
@@ -202,7 +204,7 @@ def write_report(folder: Path, backtest: Backtest) -> Path:
         backtest=backtest,
         built=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
         charts=[charts.bars(s.months, f"Firings per month, {s.setting}") for s in backtest.summaries],
-        auc_chart=charts.line(backtest.summaries[0].auc_by_month, "Health score AUC per month", 0, 1),
+        auc_charts=[charts.line(s.auc_by_month, f"Health score AUC per month, {s.setting}", 0, 1) for s in backtest.summaries],
     )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"backtest-{backtest.play}.html"

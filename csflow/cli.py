@@ -24,7 +24,7 @@ from csflow.config import ConfigError, Settings, load_settings
 from csflow.terminal import cells, files_table
 
 if TYPE_CHECKING:
-    from csflow.backtests import Backtest
+    from csflow.backtests import Backtest, SettingSummary
     from csflow.summary import RunSummary
 
 # Quiet by default: no telemetry from dbt or Prefect's server.
@@ -836,10 +836,14 @@ def backtest(
 
 
 def _print_health_backtest(result: Backtest) -> None:
-    summary = result.summaries[0]
+    for summary in result.summaries:
+        _print_health_setting(result, summary)
+
+
+def _print_health_setting(result: Backtest, summary: SettingSummary) -> None:
     table = Table(
         "month", "observations", "AUC",
-        title=f"Health score against churn within {result.horizon} days, {result.first} to {result.last}",
+        title=f"Health score ({summary.setting}) against churn within {result.horizon} days, {result.first} to {result.last}",
         box=box.SIMPLE_HEAD,
     )
     aucs = dict(summary.auc_by_month)

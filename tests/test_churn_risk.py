@@ -206,7 +206,26 @@ def test_the_health_score_is_backtested_like_a_play(history) -> None:
     assert all(r["auc"] is None or 0 <= r["auc"] <= 1 for r in observed)
     assert (settings.state_dir.resolve() / "reports" / "backtest-health_score.html").is_file()
 
-    varied = runner.invoke(app, [*args, "--set", "health_weight_nps=0.5", "--from", str(first), "--to", str(last)], env=env(settings))
-    assert varied.exit_code == 1 and "cannot be varied with --set" in varied.output
+    # Other weights re-weigh the stored components; the configured weight gives the configured AUC.
+    varied = runner.invoke(
+        app, [*args, "--set", "health_weight_usage_trend=0,0.25", "--from", str(first), "--to", str(last)], env=env(settings)
+    )
+    assert varied.exit_code == 0, varied.output
+    engine = db.engine()
+    with engine.connect() as conn:
+        aucs = dict(
+            conn.execute(
+                sa.text(
+                    "select setting || ' ' || month, auc from marts.play_backtests "
+                    "where playbook = 'health_score' and firings > 0"
+                )
+            ).all()
+        )
+    engine.dispose()
+    for month in {k.split(" ")[1] for k in aucs}:
+        configured, same = aucs[f"configured {month}"], aucs[f"health_weight_usage_trend=0.25 {month}"]
+        assert configured is None or abs(configured - same) < 0.005
+    wrong = runner.invoke(app, [*args, "--set", "usage_decline_min_drop=0.5", "--from", str(first), "--to", str(last)], env=env(settings))
+    assert wrong.exit_code == 1 and "health_weight_*" in wrong.output
     none = runner.invoke(app, [*args, "--from", "2025-04-01", "--to", "2025-04-20"], env=env(settings))
     assert none.exit_code == 1 and "--with-health" in none.output

@@ -2,7 +2,9 @@
     play_backtests for the health score (`csflow backtest --play health_score`):
     on the days account_health holds in the range (a nightly run's, or
     `csflow signals backfill --with-health`), for accounts with a contract
-    running, one row per month:
+    running. Each setting re-weighs the stored component scores (weights and
+    band thresholds may be tried with --set; the configured ones otherwise),
+    exactly as account_health combines them. One row per setting and month:
     - firings / firings_judged: observations (account and day) whose horizon
       has passed; churned: those whose account churned within it;
     - auc: how often a churner's score is below a stayer's among that
@@ -14,23 +16,66 @@
 -#}
 {% macro health_score_backtest(backtest) -%}
 {%- set horizon = backtest.horizon | int %}
+{%- set components = health_components() %}
 with
 
-health as (
+components as (
 
     select
         health.account_id,
         health.as_of_date as observed_on,
-        health.health_score,
-        health.health_band
-
+        {% for column, _ in components -%}
+        health.{{ column }}{{ ',' if not loop.last }}
+        {% endfor %}
     from {{ ref('account_health') }} as health
     inner join {{ ref('account_signals_daily') }} as signals
         on health.account_id = signals.account_id
         and health.as_of_date = signals.signal_date
     where health.as_of_date between cast('{{ backtest.from }}' as date) and cast('{{ backtest.to }}' as date)
-        and health.health_score is not null
         and signals.days_to_renewal is not null
+
+),
+
+scored as (
+
+    {%- for label, overrides in backtest.settings.items() %}
+    select
+        '{{ label }}' as setting,
+        account_id,
+        observed_on,
+        (
+            {% for column, weight in components -%}
+            coalesce({{ column }} * {{ play_setting(weight, overrides) }}, 0){{ ' +' if not loop.last }}
+            {% endfor -%}
+        ) / nullif(
+            {% for column, weight in components -%}
+            case when {{ column }} is not null then {{ play_setting(weight, overrides) }} else 0 end{{ ' +' if not loop.last }}
+            {% endfor -%}
+        , 0) as health_score,
+        {{ play_setting('health_green_min_score', overrides) }} as green_min,
+        {{ play_setting('health_yellow_min_score', overrides) }} as yellow_min
+
+    from components
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+
+),
+
+health as (
+
+    select
+        setting,
+        account_id,
+        observed_on,
+        health_score,
+        case
+            when health_score >= green_min then 'green'
+            when health_score >= yellow_min then 'yellow'
+            else 'red'
+        end as health_band
+
+    from scored
+    where health_score is not null
 
 ),
 
@@ -69,8 +114,8 @@ ranked as (
     -- rank 1 the healthiest; tied scores share their average rank
     select
         *,
-        rank() over (partition by month order by health_score desc)
-            + (count(*) over (partition by month, health_score) - 1) / 2.0 as risk_rank
+        rank() over (partition by setting, month order by health_score desc)
+            + (count(*) over (partition by setting, month, health_score) - 1) / 2.0 as risk_rank
 
     from judged
 
@@ -79,32 +124,37 @@ ranked as (
 observed_by_month as (
 
     select
+        setting,
         month,
         count(*) as observations,
         count(*) filter (where churned) as churned,
         sum(risk_rank) filter (where churned) as churner_rank_sum
 
     from ranked
-    group by month
+    group by setting, month
 
 ),
 
 churner_bands as (
 
-    -- each churn in the range, with its band on the latest observed day a horizon or more before the end
+    -- each churn in the range, for each setting, with its band on the latest observed day
+    -- a horizon or more before the end
     select
+        settings.setting,
         ends.account_id,
         ends.end_date,
         (
             select health.health_band
             from health
-            where health.account_id = ends.account_id
+            where health.setting = settings.setting
+                and health.account_id = ends.account_id
                 and health.observed_on <= ends.end_date - {{ horizon }}
             order by health.observed_on desc
             limit 1
         ) as band_ahead
 
     from ends
+    cross join (select distinct setting from scored) as settings
     where ends.end_date between cast('{{ backtest.from }}' as date) + {{ horizon }}
         and cast('{{ backtest.to }}' as date) + {{ horizon }}
 
@@ -113,27 +163,28 @@ churner_bands as (
 churners_by_month as (
 
     select
+        setting,
         cast(date_trunc('month', end_date) as date) as month,
         count(*) as churners,
         count(*) filter (where band_ahead = 'red') as churners_red,
         count(*) filter (where band_ahead = 'yellow') as churners_yellow
 
     from churner_bands
-    group by 1
+    group by 1, 2
 
 ),
 
 months as (
 
-    select month from observed_by_month
+    select setting, month from observed_by_month
     union
-    select month from churners_by_month
+    select setting, month from churners_by_month
 
 )
 
 select
     'health_score' as playbook,
-    'configured' as setting,
+    months.setting,
     months.month,
     {{ horizon }} as horizon_days,
     coalesce(observed_by_month.observations, 0) as firings,
@@ -162,7 +213,7 @@ select
 
 from months
 left join observed_by_month
-    on months.month = observed_by_month.month
+    on months.setting = observed_by_month.setting and months.month = observed_by_month.month
 left join churners_by_month
-    on months.month = churners_by_month.month
+    on months.setting = churners_by_month.setting and months.month = churners_by_month.month
 {%- endmacro %}

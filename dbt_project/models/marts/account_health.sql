@@ -8,14 +8,7 @@
     the health_weight_* vars; missing components drop out and the others'
     weights are rescaled); null when no component has data.
 -#}
-{%- set components = [
-    ('usage_trend_score', 'health_weight_usage_trend'),
-    ('adoption_breadth_score', 'health_weight_adoption_breadth'),
-    ('nps_score', 'health_weight_nps'),
-    ('support_load_score', 'health_weight_support_load'),
-    ('payment_history_score', 'health_weight_payment_history'),
-    ('marketing_engagement_score', 'health_weight_marketing_engagement'),
-] -%}
+{%- set components = health_components() -%}
 {{
     config(
         materialized='incremental',
