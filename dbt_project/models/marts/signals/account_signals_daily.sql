@@ -8,9 +8,10 @@
 
     How: a grid of every account and day (from 59 days before the first day,
     for the windows), the daily rollups joined onto it, and window sums over
-    each account's days. Counts of distinct features and of overdue invoices
-    are running sums of +1/-1 changes (a feature counts from a day it is used
-    until 90 days after its last use; an invoice from the day after its due
+    each account's days. Counts of distinct features, active users and
+    overdue invoices are running sums of +1/-1 changes (a feature counts from
+    a day it is used until 90 days after its last use, a user 30 days after
+    their last activity; an invoice from the day after its due
     date until the day it is paid), with changes before the grid folded onto its
     first day. An account appears from its created_date.
 -#}
@@ -136,53 +137,40 @@ interest_by_day as (
 
 ),
 
-feature_uses as (
+item_uses as (
 
-    -- each day a feature is used, with the days it was used before and after
+    -- each day a feature was used or a user was active, with the days before and after it
+    -- was again; a use counts for window_days (that day and the window_days - 1 after)
     select
         usage_days.account_id,
         usage_days.day,
+        item.kind,
+        item.window_days,
         lag(usage_days.day) over uses as previous_use,
         lead(usage_days.day) over uses as next_use
 
     from usage_days
-    cross join unnest(usage_days.features) as feature
-    window uses as (partition by usage_days.account_id, feature order by usage_days.day)
-
-),
-
-user_uses as (
-
-    -- each day a user was active, with the days they were active before and after
-    select
-        usage_days.account_id,
-        usage_days.day,
-        lag(usage_days.day) over uses as previous_use,
-        lead(usage_days.day) over uses as next_use
-
-    from usage_days
-    cross join unnest(usage_days.users) as user_id
-    window uses as (partition by usage_days.account_id, user_id order by usage_days.day)
+    cross join lateral (
+        select 'feature' as kind, 90 as window_days, feature as name from unnest(usage_days.features) as feature
+        union all
+        select 'user', 30, user_id from unnest(usage_days.users) as user_id
+    ) as item
+    window uses as (partition by usage_days.account_id, item.kind, item.name order by usage_days.day)
 
 ),
 
 counted_changes as (
 
-    -- a use counts that day and the 89 after: +1 on a use after 90 days without one,
-    -- -1 90 days after a use not followed by another within them;
-    -- an active user counts that day and the 29 after, the same way;
-    -- +1 the day after an invoice falls due unpaid, -1 the day it is paid
-    select account_id, day, 1 as features, 0 as users, 0 as overdue from feature_uses
-    where previous_use is null or previous_use <= day - 90
+    -- +1 on a use after window_days without one, -1 window_days after a use not
+    -- followed by another within them; +1 the day after an invoice falls due
+    -- unpaid, -1 the day it is paid
+    select account_id, day, (kind = 'feature')::int as features, (kind = 'user')::int as users, 0 as overdue
+    from item_uses
+    where previous_use is null or previous_use <= day - window_days
     union all
-    select account_id, day + 90, -1, 0, 0 from feature_uses
-    where next_use is null or next_use > day + 90
-    union all
-    select account_id, day, 0, 1, 0 from user_uses
-    where previous_use is null or previous_use <= day - 30
-    union all
-    select account_id, day + 30, 0, -1, 0 from user_uses
-    where next_use is null or next_use > day + 30
+    select account_id, day + window_days, -(kind = 'feature')::int, -(kind = 'user')::int, 0
+    from item_uses
+    where next_use is null or next_use > day + window_days
     union all
     select account_id, due_date + 1, 0, 0, 1 from {{ ref('stg_landing__invoices') }}
     where paid_date is null or paid_date > due_date
