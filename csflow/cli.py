@@ -841,13 +841,14 @@ def _print_health_backtest(result: Backtest) -> None:
 
 
 def _print_health_setting(result: Backtest, summary: SettingSummary) -> None:
-    table = Table(
-        "month", "observations", "AUC",
-        title=f"Health score ({summary.setting}) against churn within {result.horizon} days, {result.first} to {result.last}",
-        box=box.SIMPLE_HEAD,
+    console.print(
+        Text(f"Health score ({summary.setting}) against churn within {result.horizon} days, {result.first} to {result.last}")
     )
+    table = Table("month", "observations", "AUC", box=box.SIMPLE_HEAD)
     aucs = dict(summary.auc_by_month)
     for month, observed in summary.months:
+        if not observed:  # a month that only has churners in it (they count below)
+            continue
         table.add_row(*cells(f"{month:%Y-%m}", f"{observed:,}", f"{aucs[month]:.3f}" if month in aucs else "-"))
     console.print(table)
     median = summary.median_auc

@@ -139,8 +139,9 @@ def test_the_churn_risk_play_ships_off_and_once_on_names_the_drivers(history, tm
     engine.dispose()
     assert [r.playbook for r in results] == ["churn_risk_high"]
     assert audience > 0 and len(bodies) == audience
-    assert all("What moves it most:" in body and "the risk)" in body for body in bodies)
-    assert any("renewal within 90 days (raises the risk)" in body or "usage in the last 30 days" in body for body in bodies)
+    assert all("What moves it most:" in body and "the risk" in body for body in bodies)
+    assert any("renewal within 90 days: high, which raises the risk" in body for body in bodies)
+    assert any("usage in the last 30 days: low, which raises the risk" in body for body in bodies)
 
 
 def test_the_kpis_page_shows_the_card_and_the_account_page_the_drivers(history, tmp_path: Path) -> None:

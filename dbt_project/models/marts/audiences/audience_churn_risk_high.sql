@@ -42,10 +42,13 @@ audience as (
         risk.horizon_days,
         risk.driver_1,
         risk.driver_1_contribution,
+        risk.driver_1_is_high,
         risk.driver_2,
         risk.driver_2_contribution,
+        risk.driver_2_is_high,
         risk.driver_3,
         risk.driver_3_contribution,
+        risk.driver_3_is_high,
         risk.model_version
 
     from risk

@@ -7,7 +7,9 @@
     probability = 1 / (1 + exp(-(a * logit + b))), where logit = intercept +
     sum(weight * (feature - mean) / scale) and a, b are its calibration. A
     driver's contribution is its term of that sum (log-odds; positive raises
-    the risk). No published model: no rows.
+    the risk); driver_N_is_high: the account's value is above the model's
+    average (an alert says "usage ... is low", not only "raises the risk").
+    No published model: no rows.
 -#}
 {{
     config(
@@ -51,7 +53,9 @@ terms as (
         '{{ name }}' as driver,
         cast(model.parameters -> 'features' -> '{{ name }}' ->> 'weight' as double precision)
             * (features.{{ name }} - cast(model.parameters -> 'features' -> '{{ name }}' ->> 'mean' as double precision))
-            / cast(model.parameters -> 'features' -> '{{ name }}' ->> 'scale' as double precision) as contribution
+            / cast(model.parameters -> 'features' -> '{{ name }}' ->> 'scale' as double precision) as contribution,
+        features.{{ name }} > cast(model.parameters -> 'features' -> '{{ name }}' ->> 'mean' as double precision)
+            as is_high
     from features
     cross join model
     {{ 'union all' if not loop.last }}
@@ -82,6 +86,7 @@ scored as (
         max(ranked.driver) filter (where ranked.driver_rank = {{ rank }}) as driver_{{ rank }},
         round(cast(max(ranked.contribution) filter (where ranked.driver_rank = {{ rank }}) as numeric), 3)
             as driver_{{ rank }}_contribution,
+        bool_or(ranked.is_high) filter (where ranked.driver_rank = {{ rank }}) as driver_{{ rank }}_is_high,
         {% endfor -%}
         model.model_version,
         model.horizon_days
@@ -99,10 +104,13 @@ select
     round(cast(churn_probability as numeric), 4) as churn_probability,
     driver_1,
     driver_1_contribution,
+    driver_1_is_high,
     driver_2,
     driver_2_contribution,
+    driver_2_is_high,
     driver_3,
     driver_3_contribution,
+    driver_3_is_high,
     model_version,
     horizon_days
 
