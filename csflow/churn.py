@@ -334,7 +334,8 @@ def latest_model(conn: sa.Connection) -> dict[str, Any] | None:
     card = row["card"]
     return {
         **dict(row),
-        "drivers": list(card.get("coefficients", {}).items())[:5],
+        # jsonb keeps keys in its own order, not the card's: rank them again
+        "drivers": sorted(card.get("coefficients", {}).items(), key=lambda kv: -abs(kv[1]))[:5],
     }
 
 

@@ -164,10 +164,13 @@ def test_the_kpis_page_shows_the_card_and_the_account_page_the_drivers(history, 
     engine = db.engine()
     with engine.connect() as conn:
         risky = conn.execute(sa.text("select * from marts.churn_risk order by churn_probability desc limit 1")).mappings().one()
-        features = list(conn.execute(sa.text("select card -> 'coefficients' from ops.model_runs where status = 'published'")).scalar_one())
+        coefficients = conn.execute(sa.text("select card -> 'coefficients' from ops.model_runs where status = 'published'")).scalar_one()
+        features = list(coefficients)
     browser = TestClient(create_app(site, engine), follow_redirects=False)
     kpis = browser.get("/kpis", headers={"X-Forwarded-Email": lead})
     assert kpis.status_code == 200 and "Churn-risk model" in kpis.text and "AUC (0.5 is a coin)" in kpis.text
+    strongest = max(features, key=lambda name: abs(coefficients[name]))
+    assert all_texts()["en"][f"driver_{strongest}"] in kpis.text.split("Strongest drivers")[1].split("</li>")[0]
     page = browser.get(f"/accounts/{risky['account_id']}", headers={"X-Forwarded-Email": lead})
     engine.dispose()
     assert page.status_code == 200 and "Churn risk" in page.text
