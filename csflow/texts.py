@@ -6,6 +6,7 @@ locale falls back to English); `{name}` in a text is filled in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import cache
@@ -40,11 +41,23 @@ def translator(locale: str) -> Callable[..., str]:
     return t
 
 
+EVENT_TYPE_DRIVER = re.compile(r"log_events_(?P<type>.+)_30d")
+
+
 def word(kind: str, code: Any, locale: str) -> str:
-    """A code's name in words (`priority` `high` -> "High priority"); the code itself when unnamed."""
+    """A code's name in words (`priority` `high` -> "High priority"); the code itself when unnamed.
+
+    The churn model's per-event-type drivers (log_events_<type>_30d, one per
+    type of the dbt var signal_event_types) share one text naming the type.
+    """
     if code is None:
         return ""
-    return texts_in(locale).get(f"{kind}_{code}", str(code))
+    texts = texts_in(locale)
+    if f"{kind}_{code}" in texts:
+        return texts[f"{kind}_{code}"]
+    if kind == "driver" and (match := EVENT_TYPE_DRIVER.fullmatch(str(code))):
+        return texts["driver_events_of_type_30d"].format(type=match["type"].replace("_", " "))
+    return str(code)
 
 
 def long_date(value: Any, locale: str) -> str:

@@ -40,7 +40,7 @@ from csflow.links import SURVEY_SCORES, read_survey_token
 from csflow.outbox import Message, queue_messages
 from csflow.outcomes import OUTCOMES
 from csflow.render import money
-from csflow.texts import all_texts, translator
+from csflow.texts import all_texts, translator, word
 from csflow.workspace import NotAllowed, RateLimited, User
 
 SESSION_COOKIE = "csflow_session"
@@ -70,6 +70,7 @@ class Web:
         self.env.globals.update(svg_line=charts.line, svg_bars=charts.bars, quote=quote)
         self.env.filters["money"] = money
         self.env.filters["points"] = _points
+        self.env.filters["word"] = jinja2.pass_context(lambda ctx, code, kind: word(kind, code, ctx["locale"]))
         self.secure = settings.base_url.startswith("https://")
         # What the marts were built with (dbt_project.yml): the health weights, the base currency.
         self.weights = {c: float(dbt_var(w)) for c, w in workspace.COMPONENTS}

@@ -24,7 +24,7 @@ from csflow.dbt import run_dbt
 from csflow.mailers import deliver_outbox
 from csflow.playbooks import load_playbooks, run_playbooks
 from csflow.render import Renderer
-from csflow.texts import long_date
+from csflow.texts import long_date, word
 from csflow.web import create_app
 from tests.conftest import MARTS_AS_OF
 from tests.test_workspace import bodies, workspace_settings
@@ -165,6 +165,15 @@ def test_catalogue_mistakes_name_the_file_and_entry() -> None:
 def test_dates_read_as_people_write_them() -> None:
     assert long_date(date(2027, 2, 1), "ja") == "2027年2月1日"
     assert long_date("2027-02-01", "en") == "1 February 2027"
+
+
+def test_a_churn_driver_per_event_type_reads_as_words_for_any_configured_type() -> None:
+    assert word("driver", "log_events_login_30d", "en") != "log_events_login_30d"  # named in the locale
+    # A type a team adds to the dbt var signal_event_types, with no text of its own yet.
+    named = word("driver", "log_events_report_shared_30d", "en")
+    assert "report shared" in named and "log_events" not in named
+    assert "report shared" in word("driver", "log_events_report_shared_30d", "ja")
+    assert word("driver", "no_such_driver", "en") == "no_such_driver"
 
 
 # --------------------------------------------------------------------------

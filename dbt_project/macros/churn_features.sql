@@ -3,10 +3,13 @@
     One list for the features model the training reads and for the scoring
     in churn_risk. Counts enter as log(1 + n): levels, not only trends, since
     how much an account uses the product says more than its last month's
-    change. A missing NPS is its own feature (has_nps), not a made-up score.
+    change. Each usage event type of the var signal_event_types is a feature
+    of its own (log_events_login_30d, ...): which kind of use an account
+    keeps up can say more than the total. A missing NPS is its own feature
+    (has_nps), not a made-up score.
 -#}
 {% macro churn_features() -%}
-    {{ return([
+    {%- set features = [
         ('log_events_30d', 'ln(1 + events_30d)'),
         ('log_events_prev_30d', 'ln(1 + events_prev_30d)'),
         ('usage_change', 'greatest(-1, least(coalesce(usage_change, 0), 2))'),
@@ -22,5 +25,9 @@
         ('renewal_within_90d', 'case when days_to_renewal <= 90 then 1 else 0 end'),
         ('log_arr_base', 'ln(1 + coalesce(arr_base, 0))'),
         ('log_account_age', 'ln(1 + account_age_days)'),
-    ]) }}
+    ] -%}
+    {%- for _, column in event_type_columns() -%}
+        {%- do features.append(('log_' ~ column ~ '_30d', 'ln(1 + coalesce(' ~ column ~ '_30d, 0))')) -%}
+    {%- endfor -%}
+    {{ return(features) }}
 {%- endmacro %}

@@ -70,6 +70,7 @@ dated_events as not materialized (
         usage_events.account_id,
         cast(usage_events.occurred_at at time zone run_context.timezone as date) as activity_date,
         usage_events.occurred_at,
+        usage_events.event_type,
         usage_events.feature,
         usage_events.user_id,
         usage_events.load_id,
@@ -187,6 +188,9 @@ rolled as (
         activity_date,
         count(*) as event_count,
         count(feature) as feature_event_count,
+        {%- for event_type, column in event_type_columns() %}
+        count(case when event_type = '{{ event_type | replace("'", "''") }}' then 1 end) as {{ column }},
+        {%- endfor %}
         coalesce(
             array_agg(distinct feature order by feature) filter (where feature is not null),
             cast(array[] as text[])

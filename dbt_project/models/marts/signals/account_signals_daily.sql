@@ -68,7 +68,15 @@ grid as (
 
 usage_days as (
 
-    select account_id, activity_date as day, event_count, features, coalesce(users, cast(array[] as text[])) as users
+    select
+        account_id,
+        activity_date as day,
+        event_count,
+        {%- for _, column in event_type_columns() %}
+        coalesce({{ column }}, 0) as {{ column }},
+        {%- endfor %}
+        features,
+        coalesce(users, cast(array[] as text[])) as users
     from {{ ref('int_usage_rolled_to_account_days') }}
     where activity_date between (select first_day - 89 from days) and (select last_day from days)
 
@@ -241,6 +249,9 @@ joined as (
         grid.account_id,
         grid.day,
         coalesce(usage_days.event_count, 0) as events,
+        {%- for _, column in event_type_columns() %}
+        coalesce(usage_days.{{ column }}, 0) as {{ column }},
+        {%- endfor %}
         coalesce(ticket_days.tickets, 0) as tickets,
         coalesce(interest_by_day.pricing_page_visits, 0) as pricing_page_visits,
         coalesce(interest_by_day.high_price_product_page_visits, 0) as high_price_product_page_visits,
@@ -272,6 +283,9 @@ windowed as (
         day,
         sum(events) over last_30 as events_30d,
         coalesce(sum(events) over previous_30, 0) as events_prev_30d,
+        {%- for _, column in event_type_columns() %}
+        sum({{ column }}) over last_30 as {{ column }}_30d,
+        {%- endfor %}
         sum(tickets) over last_30 as tickets_30d,
         coalesce(sum(tickets) over previous_30, 0) as tickets_prev_30d,
         sum(pricing_page_visits) over interest as pricing_page_visits,
@@ -340,6 +354,9 @@ signals as (
         carried.day - accounts.created_date as account_age_days,
         cast(carried.events_30d as bigint) as events_30d,
         cast(carried.events_prev_30d as bigint) as events_prev_30d,
+        {%- for _, column in event_type_columns() %}
+        cast(carried.{{ column }}_30d as bigint) as {{ column }}_30d,
+        {%- endfor %}
         cast(carried.active_users_30d as bigint) as active_users_30d,
         cast(coalesce(carried.active_users_prev_30d, 0) as bigint) as active_users_prev_30d,
         case
