@@ -102,6 +102,59 @@ def test_training_publishes_a_card_and_the_nightly_scores_use_it(history) -> Non
     assert sorted(again) == sorted((s["account_id"], s["churn_probability"]) for s in scores)
 
 
+def _copy_published_model(conn: sa.Connection, version: str, parameters_sql: str) -> None:
+    """A later model run: the published one's row under a new version, its parameters changed."""
+    conn.execute(
+        sa.text(
+            f"""insert into ops.model_runs
+                select :version, trained_at + interval '1 hour', as_of_date, status, horizon_days, train_from,
+                       train_to, validation_from, validation_to, train_observations, train_churners,
+                       validation_observations, validation_churners, card, {parameters_sql}
+                from ops.model_runs where status = 'published' order by trained_at desc limit 1"""
+        ),
+        {"version": version},
+    )
+
+
+def test_a_model_scores_without_features_added_since_and_one_with_unknown_features_is_passed_over(history) -> None:
+    db, settings = history
+    result = CliRunner().invoke(app, ["model", "train"], env=env(settings, CSFLOW_CHURN_MODEL_MIN_CHURNERS="10"))
+    assert result.exit_code == 0, result.output
+    engine = db.engine()
+    try:
+        with engine.begin() as conn:
+            # Trained before the per-event-type counts existed: no log_events_login_30d.
+            _copy_published_model(conn, "older-features", "parameters #- '{features,log_events_login_30d}'")
+        run_dbt(db, settings, ["run", "--select", "int_churn_model_latest", "churn_risk"], use_prefect=False)
+        with engine.connect() as conn:
+            scored = conn.execute(sa.text("select distinct model_version from marts.churn_risk")).scalars().all()
+            drivers = conn.execute(
+                sa.text("select driver_1, driver_2, driver_3 from marts.churn_risk")
+            ).all()
+        assert scored == ["older-features"]
+        assert all("log_events_login_30d" not in row for row in drivers)
+
+        with engine.begin() as conn:
+            # A model using a signal this project does not compute cannot be scored: the one before it is used.
+            _copy_published_model(
+                conn,
+                "unknown-feature",
+                """jsonb_set(parameters, '{features,log_seats_30d}', '{"weight": 1, "mean": 0, "scale": 1}')""",
+            )
+            conn.execute(
+                sa.text("update ops.model_runs set trained_at = trained_at + interval '2 hours' where model_version = 'unknown-feature'")
+            )
+        run_dbt(db, settings, ["run", "--select", "int_churn_model_latest", "churn_risk"], use_prefect=False)
+        with engine.connect() as conn:
+            scored = conn.execute(sa.text("select distinct model_version from marts.churn_risk")).scalars().all()
+        assert scored == ["older-features"]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from ops.model_runs where model_version in ('older-features', 'unknown-feature')"))
+        engine.dispose()
+        run_dbt(db, settings, ["run", "--select", "int_churn_model_latest", "churn_risk"], use_prefect=False)
+
+
 def test_too_few_churners_is_said_and_nothing_new_is_published(history) -> None:
     db, settings = history
     result = CliRunner().invoke(app, ["model", "train"], env=env(settings, CSFLOW_CHURN_MODEL_MIN_CHURNERS="100000"))

@@ -9,7 +9,8 @@
     driver's contribution is its term of that sum (log-odds; positive raises
     the risk); driver_N_is_high: the account's value is above the model's
     average (an alert says "usage ... is low", not only "raises the risk").
-    No published model: no rows.
+    A feature the model was trained without (one added to the project since)
+    has no term, which is the model as trained. No published model: no rows.
 -#}
 {{
     config(
@@ -58,6 +59,7 @@ terms as (
             as is_high
     from features
     cross join model
+    where model.parameters -> 'features' -> '{{ name }}' is not null
     {{ 'union all' if not loop.last }}
     {% endfor %}
 
